@@ -1,0 +1,98 @@
+"""Settings, validated at start-up. Environment variables ``YINYI_*`` override the
+TOML file named by ``YINYI_CONFIG`` (default ``configs/yinyi.toml`` when present)."""
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get("YINYI_CONFIG")
+        self._data: dict[str, Any] = {}
+        if path:
+            p = Path(path)
+            if not p.is_file():
+                raise FileNotFoundError(f"YINYI_CONFIG names a missing file: {p}")
+            self._data = tomllib.loads(p.read_text("utf-8")).get("gateway", {})
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YINYI_", extra="forbid")
+
+    data_dir: Path = Field(default=Path("var"), description="Embedded database, keys and sandbox.json")
+    database_url: str | None = Field(default=None, description="SQLAlchemy async URL; SQLite file in data_dir when unset")
+    redis_url: str | None = Field(default=None, description="Redis for nonces and shared limits; in-process when unset")
+    secret_key: SecretStr | None = Field(default=None, description="Fernet key encrypting secrets at rest")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_base_url: str | None = Field(default=None, description="Base URL channels use to reach /v1/notify")
+    signature_window_seconds: int = Field(default=300, ge=30, le=3600)
+    resolver_enabled: bool = True
+    resolver_interval_seconds: float = Field(default=1.0, gt=0)
+    resolver_batch: int = Field(default=50, ge=1)
+    resolver_max_attempts: int = Field(default=30, ge=1, description="Queries before an unsettled item goes to review")
+    upstream_timeout_seconds: float = Field(default=10.0, gt=0)
+    disabled_plugins: list[str] = Field(default_factory=list)
+    disabled_channels: list[str] = Field(default_factory=list)
+    trace_hooks: bool = False
+    log_bodies: bool = True
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, v: str | None) -> str | None:
+        if v and not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
+            raise ValueError("database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return v
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[override]
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    # --- derived ------------------------------------------------------------------
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'yinyi.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def effective_public_base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def fernet_key(self) -> bytes:
+        """The key that encrypts secrets at rest. Embedded mode keeps one in data_dir."""
+        if self.secret_key:
+            return self.secret_key.get_secret_value().encode()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            from cryptography.fernet import Fernet
+
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(Fernet.generate_key())
+        return path.read_bytes().strip()
+
+
+def new_token(prefix: str, nbytes: int = 10) -> str:
+    return prefix + secrets.token_hex(nbytes)

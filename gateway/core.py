@@ -1,0 +1,98 @@
+"""The service layer's root: one ``Core`` per process, used by the API, the CLI and tests."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any
+
+import aiohttp
+import pluggy
+
+from .config import Settings
+from .db.engine import make_engine, migrate, sessionmaker_for
+from .metrics import PAYMENT_TRANSITIONS
+from .nonces import MemoryNonceStore, NonceStore, RedisNonceStore
+from .plugins import PluginInfo, build_plugin_manager, build_registry
+from .registry import Registry
+from .services.directory import Directory
+from .services.interface_log import InterfaceLogWriter
+from .services.ledger import Ledger
+from .services.payments import PaymentService
+from .services.refunds import RefundService
+from .services.resolver import Resolver
+from .services.reviews import ReviewService
+from .vault import Vault
+
+log = logging.getLogger("yinyi.core")
+
+
+async def await_me_maybe(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class Core:
+    """Holds the engine, registry, services and background tasks of one gateway process."""
+
+    def __init__(self, settings: Settings, *, extra_plugins: list[tuple[str, Any]] | None = None) -> None:
+        self.settings = settings
+        self.pm: pluggy.PluginManager
+        self.plugins: list[PluginInfo]
+        self.pm, self.plugins = build_plugin_manager(settings.disabled_plugins, settings.trace_hooks, extra_plugins)
+        self.registry: Registry = build_registry(self.pm, settings.disabled_channels)
+        self.vault = Vault(settings.fernet_key())
+        self.engine = make_engine(settings.effective_database_url, settings.db_pool_size)
+        self.sm = sessionmaker_for(self.engine)
+        self.ledger = Ledger(self.sm, on_event=self._on_event)
+        self.ilog = InterfaceLogWriter(self.sm, log_bodies=settings.log_bodies)
+        self.http: aiohttp.ClientSession | None = None
+        self.nonces: NonceStore = MemoryNonceStore()
+        self.payments = PaymentService(self)
+        self.refunds = RefundService(self)
+        self.resolver = Resolver(self)
+        self.reviews = ReviewService(self)
+        self._directory: Directory | None = None
+        self._started = False
+
+    @property
+    def directory(self) -> Directory:
+        if self._directory is None:
+            raise RuntimeError("Core.start() has not run")
+        return self._directory
+
+    async def migrate(self) -> None:
+        await asyncio.to_thread(migrate, self.settings.effective_database_url)
+
+    async def start(self, *, background: bool = True, run_migrations: bool = True) -> None:
+        if run_migrations:
+            await self.migrate()
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.upstream_timeout_seconds),
+                                          connector=aiohttp.TCPConnector(limit=200))
+        self._directory = Directory(self.sm, self.vault, self.registry, self.http)
+        if self.settings.redis_url:
+            store = RedisNonceStore(self.settings.redis_url)
+            await store.ping()
+            self.nonces = store
+        self.ilog.start()
+        if background and self.settings.resolver_enabled:
+            self.resolver.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        await self.resolver.stop()
+        await self.ilog.stop()
+        await self.nonces.close()
+        if self.http is not None:
+            await self.http.close()
+        await self.engine.dispose()
+        self._started = False
+
+    async def _on_event(self, event: dict[str, Any]) -> None:
+        PAYMENT_TRANSITIONS.labels(kind=event["kind"], to_status=event["to_status"]).inc()
+        for result in self.pm.hook.yinyi_payment_event(event=event):
+            try:
+                await await_me_maybe(result)
+            except Exception:
+                log.exception("a yinyi_payment_event observer failed")

@@ -1,0 +1,198 @@
+"""Ledger tables. Amounts are integer fen (BigInteger); times are UTC."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC on both SQLite (which stores naive text) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger; use UTC-aware datetimes")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON}
+
+
+class App(Base):
+    """A calling system (接入应用): HIS window, kiosk, mini-program, exam system …"""
+
+    __tablename__ = "apps"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    secret_enc: Mapped[str] = mapped_column(Text)
+    business_types: Mapped[list[str]] = mapped_column(JSON, default=list)  # ["*"] = all
+    merchant_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # [] = any allowed by routing
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)  # "pay", "admin"
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Campus(Base):
+    """院区"""
+
+    __tablename__ = "campuses"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Merchant(Base):
+    """商户: an account of the hospital at a channel, per campus and business type."""
+
+    __tablename__ = "merchants"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(40), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    campus_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    business_types: Mapped[list[str]] = mapped_column(JSON, default=list)  # [] = all
+    config_enc: Mapped[str] = mapped_column(Text)  # encrypted adapter configuration
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    priority: Mapped[int] = mapped_column(Integer, default=100)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("app_id", "out_trade_no", name="uq_payments_app_out_trade_no"),
+        Index("ix_payments_due", "next_check_at"),
+        Index("ix_payments_status", "status"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # also the channel's out_trade_no
+    app_id: Mapped[str] = mapped_column(String(40))
+    out_trade_no: Mapped[str] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(40))
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    method: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    subject: Mapped[str] = mapped_column(String(128))
+    business_type: Mapped[str] = mapped_column(String(40))
+    campus_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    entry: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    operator: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    notify_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    auth_code_masked: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    openid: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    status: Mapped[str] = mapped_column(String(24))
+    channel_trade_no: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    code_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    h5_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    jsapi_params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    payer_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    refund_reserved: Mapped[int] = mapped_column(BigInteger, default=0)  # succeeded + in flight
+    expire_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    reverse_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_check_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    check_count: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_reason: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Refund(Base):
+    __tablename__ = "refunds"
+    __table_args__ = (
+        UniqueConstraint("app_id", "out_refund_no", name="uq_refunds_app_out_refund_no"),
+        Index("ix_refunds_due", "next_check_at"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # also the channel's out_refund_no
+    payment_id: Mapped[str] = mapped_column(String(32), index=True)
+    app_id: Mapped[str] = mapped_column(String(40))
+    out_refund_no: Mapped[str] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    operator: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    notify_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    status: Mapped[str] = mapped_column(String(24))
+    channel_refund_no: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    refunded_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    next_check_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    check_count: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_reason: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PaymentEvent(Base):
+    """Append-only history of every status change of payments and refunds."""
+
+    __tablename__ = "payment_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    payment_id: Mapped[str] = mapped_column(String(32), index=True)
+    refund_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    from_status: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(24))
+    source: Mapped[str] = mapped_column(String(24))  # api, notify, query, resolver, manual
+    operator: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class InterfaceLog(Base):
+    """Every inbound and outbound call, with masked bodies (接口日志)."""
+
+    __tablename__ = "interface_logs"
+    __table_args__ = (Index("ix_interface_logs_iface_time", "interface", "created_at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    direction: Mapped[str] = mapped_column(String(8))  # in | out
+    interface: Mapped[str] = mapped_column(String(96))
+    app_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    channel: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    merchant_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    payment_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(12))  # normal | abnormal | rejected
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    latency_ms: Mapped[float] = mapped_column()
+    request_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditLog(Base):
+    """Administrative actions: app creation, manual review decisions, configuration changes."""
+
+    __tablename__ = "audit_logs"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

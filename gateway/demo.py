@@ -1,0 +1,118 @@
+"""``yinyi demo``: the gateway, every registered simulator and a sandbox hospital.
+
+Embedded defaults (SQLite in the data directory, in-process nonces). Prints and
+writes ``sandbox.json`` with the caller credentials and each simulator's base URL
+and merchant credentials, so an integrator can point an SDK at it at once.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .api.app import create_app
+from .config import Settings
+from .core import Core
+
+log = logging.getLogger("yinyi.demo")
+
+SANDBOX_CAMPUS = ("main", "本院区")
+SANDBOX_APPS = (
+    # (app id, name, scopes)
+    ("app_sandbox_kiosk", "自助机(沙箱) / sandbox kiosk", ["pay"]),
+    ("app_sandbox_admin", "运维管理(沙箱) / sandbox admin", ["pay", "admin"]),
+)
+
+
+async def _ensure_app(core: Core, app_id: str, name: str, scopes: list[str]) -> dict[str, str]:
+    if not await core.directory.app_exists(app_id):
+        await core.directory.create_app(name, app_id=app_id, scopes=scopes)
+    info = await core.directory.get_app(app_id)
+    return {"app_id": info.id, "secret": info.secret, "name": info.name}
+
+
+async def setup_sandbox(core: Core, simulators: dict[str, Any]) -> dict[str, Any]:
+    """Create the sandbox hospital in the ledger: campus, merchants from the simulators, apps."""
+    await core.directory.upsert_campus(*SANDBOX_CAMPUS)
+    sims: dict[str, Any] = {}
+    for channel, handle in simulators.items():
+        configs = handle.merchant_configs()
+        merchant_ids = []
+        for i, cfg in enumerate(configs, start=1):
+            mid = f"mch_{channel}_{i}"
+            await core.directory.create_merchant(channel=channel, name=f"{channel} 沙箱商户 {i}", config=cfg,
+                                                 merchant_id=mid, priority=i)
+            merchant_ids.append(mid)
+        sims[channel] = {**handle.info.model_dump(mode="json"), "gateway_merchant_ids": merchant_ids}
+    apps = [await _ensure_app(core, *a) for a in SANDBOX_APPS]
+    return {"simulators": sims, "caller": apps[0], "admin": apps[1]}
+
+
+async def run_demo(host: str = "127.0.0.1", port: int = 8080, data_dir: str | None = None,
+                   ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> dict[str, Any]:
+    overrides: dict[str, Any] = {"host": host, "port": port}
+    if data_dir:
+        overrides["data_dir"] = Path(data_dir)
+    settings = Settings(**overrides)
+    core = Core(settings)
+    await core.start()
+    simulators: dict[str, Any] = {}
+    runner: web.AppRunner | None = None
+    try:
+        for i, (channel, factory) in enumerate(sorted(core.registry.simulators.items()), start=1):
+            simulators[channel] = await factory(host, port + i)
+        sandbox = await setup_sandbox(core, simulators)
+        app = create_app(core=core)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        base = f"http://{host}:{port}"
+        sandbox["gateway"] = {"base_url": base, "openapi": f"{base}/v1/openapi.json", "health": f"{base}/v1/health",
+                              "metrics": f"{base}/metrics"}
+        path = settings.data_dir / "sandbox.json"
+        path.write_text(json.dumps(sandbox, ensure_ascii=False, indent=2), encoding="utf-8")
+        os.chmod(path, 0o600)
+        _print_banner(sandbox, path)
+        if ready is not None:
+            ready.set()
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        await stop.wait()
+        return sandbox
+    finally:
+        if runner is not None:
+            await runner.cleanup()  # stops the core through the app's cleanup context
+        else:
+            await core.stop()
+        for handle in simulators.values():
+            await handle.stop()
+
+
+def _print_banner(sandbox: dict[str, Any], path: Path) -> None:
+    g = sandbox["gateway"]
+    c = sandbox["caller"]
+    lines = [
+        "", "yinyi demo is running / 银医沙箱已启动", "",
+        f"  gateway    {g['base_url']}   (OpenAPI {g['openapi']})",
+        f"  caller app {c['app_id']}   secret {c['secret']}",
+        f"  admin app  {sandbox['admin']['app_id']}   secret {sandbox['admin']['secret']}",
+    ]
+    for channel, sim in sandbox["simulators"].items():
+        lines.append(f"  simulator  {channel:<10} {sim['base_url']}   control {sim.get('control_url')}")
+    lines += ["", f"  credentials for SDKs and simulators: {path}",
+              "  try:  yinyi call POST /v1/payments "
+              "'{\"out_trade_no\":\"demo-1\",\"amount\":1,\"subject\":\"挂号费\",\"business_type\":\"outpatient\","
+              "\"method\":\"code\",\"auth_code\":\"134567890123456789\"}'", "",
+              "  Ctrl-C stops the demo.", ""]
+    print("\n".join(lines), flush=True)

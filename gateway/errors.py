@@ -1,0 +1,258 @@
+"""Error hierarchy with stable codes.
+
+Two families:
+- ``YinyiError``: a request the gateway refuses or cannot serve. Each subclass has a
+  stable ``code``, an HTTP status, and messages in Chinese and English. The API
+  middleware maps them to problem+json in one place.
+- ``UpstreamError``: a broken call to an upstream (timeout, reset, 5xx, bad
+  signature, unparseable answer). The outcome of the operation is *unknown*; the
+  ledger records UNKNOWN and the resolver settles it later. A channel's "no"
+  (insufficient balance, invalid code) is not an exception but a result.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class YinyiError(Exception):
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    status: ClassVar[int] = 500
+    message_zh: ClassVar[str] = "系统内部错误"
+    message_en: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str | None = None, /, **extra: Any) -> None:
+        self.detail = detail
+        self.extra = extra
+        super().__init__(detail or self.message_en)
+
+    def to_problem(self, lang: str = "zh") -> dict[str, Any]:
+        title = self.message_zh if lang.startswith("zh") else self.message_en
+        body: dict[str, Any] = {
+            "type": f"https://yinyi.dev/errors/{self.code.lower().replace('_', '-')}",
+            "title": title,
+            "status": self.status,
+            "code": self.code,
+            "message_zh": self.message_zh,
+            "message_en": self.message_en,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if self.extra:
+            body.update(self.extra)
+        return body
+
+
+
+class BadRequest(YinyiError):
+    code = "BAD_REQUEST"
+    status = 400
+    message_zh = "请求格式错误"
+    message_en = "Malformed request"
+
+
+class ValidationFailed(BadRequest):
+    code = "VALIDATION_FAILED"
+    message_zh = "请求参数校验失败"
+    message_en = "Request validation failed"
+
+
+class InvalidAmount(BadRequest):
+    code = "INVALID_AMOUNT"
+    message_zh = "金额必须是以分为单位的正整数"
+    message_en = "Amount must be a positive integer number of fen"
+
+
+class UnknownChannel(BadRequest):
+    code = "UNKNOWN_CHANNEL"
+    message_zh = "未知或未启用的支付渠道"
+    message_en = "Unknown or disabled payment channel"
+
+
+class UnrecognisedAuthCode(BadRequest):
+    code = "AUTH_CODE_UNRECOGNISED"
+    message_zh = "无法识别的付款码"
+    message_en = "Payment code not recognised"
+
+
+class CapabilityNotSupported(BadRequest):
+    code = "CAPABILITY_NOT_SUPPORTED"
+    status = 422
+    message_zh = "该支付渠道不支持此操作"
+    message_en = "The channel does not support this operation"
+
+
+class AuthFailed(YinyiError):
+    code = "AUTH_FAILED"
+    status = 401
+    message_zh = "身份认证失败"
+    message_en = "Authentication failed"
+
+
+class MissingAuthHeaders(AuthFailed):
+    code = "AUTH_HEADERS_MISSING"
+    message_zh = "缺少签名认证请求头"
+    message_en = "Missing authentication headers"
+
+
+class UnknownApp(AuthFailed):
+    code = "APP_UNKNOWN"
+    message_zh = "接入应用不存在或已停用"
+    message_en = "Unknown or disabled caller app"
+
+
+class BadSignature(AuthFailed):
+    code = "SIGNATURE_INVALID"
+    message_zh = "签名校验失败"
+    message_en = "Signature verification failed"
+
+
+class TimestampExpired(AuthFailed):
+    code = "TIMESTAMP_EXPIRED"
+    message_zh = "请求时间戳超出允许范围"
+    message_en = "Request timestamp outside the allowed window"
+
+
+class NonceReplayed(AuthFailed):
+    code = "NONCE_REPLAYED"
+    message_zh = "请求随机串重复使用（疑似重放）"
+    message_en = "Nonce already used (replay)"
+
+
+class Forbidden(YinyiError):
+    code = "FORBIDDEN"
+    status = 403
+    message_zh = "无权执行此操作"
+    message_en = "Not permitted"
+
+
+class BusinessTypeForbidden(Forbidden):
+    code = "BUSINESS_TYPE_FORBIDDEN"
+    message_zh = "该接入应用无权使用此业务类型"
+    message_en = "The app may not use this business type"
+
+
+class MerchantForbidden(Forbidden):
+    code = "MERCHANT_FORBIDDEN"
+    message_zh = "该接入应用无权使用此商户"
+    message_en = "The app may not use this merchant"
+
+
+class NotFound(YinyiError):
+    code = "NOT_FOUND"
+    status = 404
+    message_zh = "记录不存在"
+    message_en = "Not found"
+
+
+class PaymentNotFound(NotFound):
+    code = "PAYMENT_NOT_FOUND"
+    message_zh = "支付订单不存在"
+    message_en = "Payment not found"
+
+
+class RefundNotFound(NotFound):
+    code = "REFUND_NOT_FOUND"
+    message_zh = "退款单不存在"
+    message_en = "Refund not found"
+
+
+class NoMerchant(YinyiError):
+    code = "NO_MERCHANT"
+    status = 422
+    message_zh = "未找到可用的收款商户"
+    message_en = "No merchant configured for this channel, campus and business type"
+
+
+class Conflict(YinyiError):
+    code = "CONFLICT"
+    status = 409
+    message_zh = "请求与已有记录冲突"
+    message_en = "Conflicts with an existing record"
+
+
+class IdempotencyConflict(Conflict):
+    code = "IDEMPOTENCY_CONFLICT"
+    message_zh = "相同业务单号的请求内容不一致"
+    message_en = "Same business key sent with a different body"
+
+
+class InvalidState(Conflict):
+    code = "INVALID_STATE"
+    message_zh = "订单当前状态不允许此操作"
+    message_en = "Operation not allowed in the current state"
+
+
+class RefundExceedsPaid(Conflict):
+    code = "REFUND_EXCEEDS_PAID"
+    message_zh = "退款金额超过可退金额"
+    message_en = "Refund amount exceeds the refundable amount"
+
+
+class ConfigError(YinyiError):
+    code = "CONFIG_ERROR"
+    status = 500
+    message_zh = "配置错误"
+    message_en = "Configuration error"
+
+
+class PluginError(ConfigError):
+    code = "PLUGIN_ERROR"
+    message_zh = "插件加载失败"
+    message_en = "Plugin failed to load"
+
+
+class NotifyRejected(YinyiError):
+    code = "NOTIFY_REJECTED"
+    status = 400
+    message_zh = "渠道通知校验失败"
+    message_en = "Channel notification rejected"
+
+
+# --- upstream: outcome unknown -------------------------------------------------
+
+
+class UpstreamError(YinyiError):
+    """A call to an upstream broke; whether it took effect is unknown."""
+
+    code = "UPSTREAM_ERROR"
+    status = 502
+    message_zh = "上游系统调用异常，结果未知"
+    message_en = "Upstream call failed; outcome unknown"
+
+
+class UpstreamTimeout(UpstreamError):
+    code = "UPSTREAM_TIMEOUT"
+    status = 504
+    message_zh = "上游系统响应超时"
+    message_en = "Upstream timed out"
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = "UPSTREAM_UNAVAILABLE"
+    message_zh = "上游系统不可用"
+    message_en = "Upstream unavailable (5xx or connection reset)"
+
+
+class UpstreamProtocolError(UpstreamError):
+    code = "UPSTREAM_PROTOCOL_ERROR"
+    message_zh = "上游应答无法解析或签名无效"
+    message_en = "Upstream answer unparseable or its signature invalid"
+
+
+class NotSupported(CapabilityNotSupported):
+    """Raised by an adapter asked for a flow it does not implement."""
+
+    def __init__(self, flow: str, channel: str) -> None:
+        super().__init__(f"{channel} does not support {flow}", flow=flow, channel=channel)
+
+
+ALL_ERRORS: list[type[YinyiError]] = []
+
+
+def _collect(cls: type[YinyiError]) -> None:
+    ALL_ERRORS.append(cls)
+    for sub in cls.__subclasses__():
+        _collect(sub)
+
+
+_collect(YinyiError)

@@ -1,0 +1,169 @@
+"""Caller apps, campuses and merchants, and the adapter instance for each merchant."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..channel import ChannelAdapter
+from ..config import new_token
+from ..db.models import App, Campus, Merchant
+from ..errors import (BusinessTypeForbidden, ConfigError, MerchantForbidden, NoMerchant,
+                      UnknownApp)
+from ..registry import Registry
+from ..vault import Vault
+
+_CACHE_TTL = 5.0  # seconds; enabling/disabling takes effect within this, in every process
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    id: str
+    name: str
+    secret: str
+    business_types: tuple[str, ...]
+    merchant_ids: tuple[str, ...]
+    scopes: tuple[str, ...]
+    enabled: bool
+
+    def allows_business_type(self, bt: str) -> bool:
+        return "*" in self.business_types or bt in self.business_types
+
+    def allows_merchant(self, merchant_id: str) -> bool:
+        return not self.merchant_ids or merchant_id in self.merchant_ids
+
+
+class Directory:
+    def __init__(self, sm: async_sessionmaker[AsyncSession], vault: Vault, registry: Registry,
+                 http: aiohttp.ClientSession) -> None:
+        self.sm = sm
+        self.vault = vault
+        self.registry = registry
+        self.http = http
+        self._apps: dict[str, tuple[float, AppInfo | None]] = {}
+        self._adapters: dict[str, tuple[float, str, ChannelAdapter]] = {}
+
+    # --- apps ---------------------------------------------------------------------
+    async def create_app(self, name: str, *, business_types: list[str] | None = None,
+                         merchant_ids: list[str] | None = None, scopes: list[str] | None = None,
+                         app_id: str | None = None, secret: str | None = None) -> tuple[str, str]:
+        app_id = app_id or new_token("app_", 8)
+        secret = secret or secrets.token_urlsafe(32)
+        async with self.sm() as s:
+            s.add(App(id=app_id, name=name, secret_enc=self.vault.encrypt(secret),
+                      business_types=business_types or ["*"], merchant_ids=merchant_ids or [],
+                      scopes=scopes or ["pay"], enabled=True))
+            await s.commit()
+        return app_id, secret
+
+    async def app_exists(self, app_id: str) -> bool:
+        async with self.sm() as s:
+            return await s.get(App, app_id) is not None
+
+    async def get_app(self, app_id: str) -> AppInfo:
+        now = time.monotonic()
+        hit = self._apps.get(app_id)
+        if hit and now - hit[0] < _CACHE_TTL:
+            info = hit[1]
+        else:
+            async with self.sm() as s:
+                row = await s.get(App, app_id)
+            info = None if row is None else AppInfo(
+                id=row.id, name=row.name, secret=self.vault.decrypt(row.secret_enc),
+                business_types=tuple(row.business_types), merchant_ids=tuple(row.merchant_ids),
+                scopes=tuple(row.scopes), enabled=row.enabled)
+            self._apps[app_id] = (now, info)
+        if info is None or not info.enabled:
+            raise UnknownApp(f"app {app_id!r} is unknown or disabled")
+        return info
+
+    async def set_app_enabled(self, app_id: str, enabled: bool) -> None:
+        async with self.sm() as s:
+            await s.execute(update(App).where(App.id == app_id).values(enabled=enabled))
+            await s.commit()
+        self._apps.pop(app_id, None)
+
+    # --- campuses and merchants ------------------------------------------------------
+    async def upsert_campus(self, campus_id: str, name: str) -> None:
+        async with self.sm() as s:
+            row = await s.get(Campus, campus_id)
+            if row is None:
+                s.add(Campus(id=campus_id, name=name))
+            else:
+                row.name = name
+            await s.commit()
+
+    async def create_merchant(self, *, channel: str, name: str, config: dict[str, Any],
+                              campus_id: str | None = None, business_types: list[str] | None = None,
+                              merchant_id: str | None = None, priority: int = 100) -> str:
+        cls = self.registry.channel(channel)
+        try:
+            cls.config_model.model_validate(config)
+        except ValidationError as exc:
+            raise ConfigError(f"merchant configuration for {channel} is invalid: {exc}") from exc
+        merchant_id = merchant_id or new_token("mch_", 6)
+        async with self.sm() as s:
+            row = await s.get(Merchant, merchant_id)
+            if row is None:
+                s.add(Merchant(id=merchant_id, channel=channel, name=name, campus_id=campus_id,
+                               business_types=business_types or [], config_enc=self.vault.encrypt_json(config),
+                               enabled=True, priority=priority))
+            else:  # re-keying an existing merchant (e.g. the demo's sandbox after a restart)
+                if row.channel != channel:
+                    raise ConfigError(f"merchant {merchant_id} belongs to {row.channel}, not {channel}")
+                row.name, row.campus_id, row.priority = name, campus_id, priority
+                row.business_types = business_types or []
+                row.config_enc = self.vault.encrypt_json(config)
+            await s.commit()
+        self._adapters.pop(merchant_id, None)
+        return merchant_id
+
+    async def list_merchants(self) -> list[Merchant]:
+        async with self.sm() as s:
+            return list((await s.execute(select(Merchant).order_by(Merchant.channel, Merchant.priority))).scalars())
+
+    async def select_merchant(self, app: AppInfo, channel: str, business_type: str,
+                              campus: str | None) -> Merchant:
+        """Route a payment to a merchant: channel, campus and business type must fit, most specific first."""
+        if not app.allows_business_type(business_type):
+            raise BusinessTypeForbidden(f"app {app.id} may not use business type {business_type!r}")
+        async with self.sm() as s:
+            rows = list((await s.execute(select(Merchant).where(
+                Merchant.channel == channel, Merchant.enabled.is_(True)))).scalars())
+        fits = [m for m in rows
+                if (m.campus_id is None or m.campus_id == campus)
+                and (not m.business_types or business_type in m.business_types)]
+        if not fits:
+            raise NoMerchant(f"no enabled {channel} merchant for campus={campus!r}, business_type={business_type!r}")
+        allowed = [m for m in fits if app.allows_merchant(m.id)]
+        if not allowed:
+            raise MerchantForbidden(f"app {app.id} may not use any {channel} merchant that fits")
+        allowed.sort(key=lambda m: (m.campus_id is None, not m.business_types, m.priority, m.id))
+        return allowed[0]
+
+    async def adapter_for(self, merchant_id: str) -> ChannelAdapter:
+        """The adapter instance serving one merchant (rebuilt when its configuration changes)."""
+        now = time.monotonic()
+        hit = self._adapters.get(merchant_id)
+        if hit and now - hit[0] < _CACHE_TTL:
+            return hit[2]
+        async with self.sm() as s:
+            m = await s.get(Merchant, merchant_id)
+        if m is None:
+            raise NoMerchant(f"merchant {merchant_id!r} does not exist")
+        digest = hashlib.sha256(m.config_enc.encode()).hexdigest()
+        if hit and hit[1] == digest:
+            self._adapters[merchant_id] = (now, digest, hit[2])
+            return hit[2]
+        cls = self.registry.channel(m.channel)
+        config = cls.config_model.model_validate(self.vault.decrypt_json(m.config_enc))
+        adapter = cls(config, self.http)
+        self._adapters[merchant_id] = (now, digest, adapter)
+        return adapter

@@ -1,0 +1,66 @@
+"""Encryption of secrets and personal data at rest, and masking for logs."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from cryptography.fernet import Fernet, InvalidToken
+
+from .errors import ConfigError
+
+
+class Vault:
+    def __init__(self, key: bytes) -> None:
+        try:
+            self._fernet = Fernet(key)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError("secret_key is not a valid Fernet key (32 url-safe base64 bytes)") from exc
+
+    def encrypt(self, text: str) -> str:
+        return self._fernet.encrypt(text.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken as exc:
+            raise ConfigError("stored secret cannot be decrypted with the configured secret_key") from exc
+
+    def encrypt_json(self, data: dict[str, Any]) -> str:
+        return self.encrypt(orjson.dumps(data).decode())
+
+    def decrypt_json(self, token: str) -> dict[str, Any]:
+        return orjson.loads(self.decrypt(token))
+
+
+# Keys whose values are personal data or secrets; masked wherever bodies are logged.
+_SENSITIVE = re.compile(
+    r"(auth_code|authcode|qrno|card_no|cardno|card_number|id_card|idcard|certno|cert_no|psn_cert|"
+    r"phone|mobile|tel|name_full|patient_name|psn_name|openid|sub_openid|buyer_id|secret|private_key|"
+    r"password|apiv3_key|api_key|sign|signature|paysign)",
+    re.I,
+)
+
+
+def mask_value(value: str) -> str:
+    """Keep the first 3 and last 4 characters of long values, hide the rest."""
+    if len(value) <= 4:
+        return "*" * len(value)
+    if len(value) <= 8:
+        return value[:1] + "*" * (len(value) - 2) + value[-1:]
+    return value[:3] + "*" * (len(value) - 7) + value[-4:]
+
+
+def mask(data: Any) -> Any:
+    """Return a copy of a JSON-like structure with personal data and secrets masked."""
+    if isinstance(data, dict):
+        out = {}
+        for k, v in data.items():
+            if isinstance(k, str) and _SENSITIVE.search(k) and isinstance(v, (str, int)) and not isinstance(v, bool):
+                out[k] = mask_value(str(v))
+            else:
+                out[k] = mask(v)
+        return out
+    if isinstance(data, list):
+        return [mask(v) for v in data]
+    return data
