@@ -102,9 +102,17 @@ def app_create(name: str, business_types: str, merchants: str, admin: bool, as_j
 @click.option("--json", "as_json", is_flag=True)
 def plugins(as_json: bool) -> None:
     """List loaded plugins, their versions, origins and hooks."""
-    core = _core(_settings())
-    rows = [p.as_dict() for p in core.plugins]
-    channels = {cid: sorted(c.value for c in cls.capabilities) for cid, cls in core.registry.channels.items()}
+    from .errors import YinyiError
+    from .plugins import build_plugin_manager, build_registry
+
+    settings = _settings()
+    try:
+        pm, infos = build_plugin_manager(settings.disabled_plugins, settings.trace_hooks)
+        registry = build_registry(pm, settings.disabled_channels)
+    except YinyiError as exc:
+        raise click.ClickException(str(exc)) from exc
+    rows = [p.as_dict() for p in infos]
+    channels = {cid: sorted(c.value for c in cls.capabilities) for cid, cls in registry.channels.items()}
     if as_json:
         click.echo(json.dumps({"plugins": rows, "channels": channels}, ensure_ascii=False))
         return

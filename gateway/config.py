@@ -1,5 +1,5 @@
 """Settings, validated at start-up. Environment variables ``YINYI_*`` override the
-TOML file named by ``YINYI_CONFIG`` (default ``configs/yinyi.toml`` when present)."""
+``[gateway]`` table of the TOML file named by ``YINYI_CONFIG`` (none by default)."""
 from __future__ import annotations
 
 import os
@@ -27,7 +27,7 @@ class _TomlSource(PydanticBaseSettingsSource):
         return self._data.get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+        return dict(self._data)  # unknown keys reach validation and fail with their name
 
 
 class Settings(BaseSettings):

@@ -91,8 +91,10 @@ class Core:
 
     async def _on_event(self, event: dict[str, Any]) -> None:
         PAYMENT_TRANSITIONS.labels(kind=event["kind"], to_status=event["to_status"]).inc()
-        for result in self.pm.hook.yinyi_payment_event(event=event):
+        # Each observer is called on its own, so one that raises (sync or async)
+        # neither stops the others nor undoes the committed change.
+        for impl in self.pm.hook.yinyi_payment_event.get_hookimpls():
             try:
-                await await_me_maybe(result)
+                await await_me_maybe(impl.function(event=event))
             except Exception:
-                log.exception("a yinyi_payment_event observer failed")
+                log.exception("yinyi_payment_event observer of plugin %s failed", impl.plugin_name)

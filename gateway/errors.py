@@ -37,8 +37,9 @@ class YinyiError(Exception):
         }
         if self.detail:
             body["detail"] = self.detail
-        if self.extra:
-            body.update(self.extra)
+        for key, value in self.extra.items():
+            # Extension members never replace the standard ones (RFC 9457).
+            body.setdefault(key, value)
         return body
 
 
@@ -241,6 +242,10 @@ class UpstreamProtocolError(UpstreamError):
 
 class NotSupported(CapabilityNotSupported):
     """Raised by an adapter asked for a flow it does not implement."""
+
+    code = "FLOW_NOT_SUPPORTED"
+    message_zh = "该支付渠道未实现此流程"
+    message_en = "The channel adapter does not implement this flow"
 
     def __init__(self, flow: str, channel: str) -> None:
         super().__init__(f"{channel} does not support {flow}", flow=flow, channel=channel)

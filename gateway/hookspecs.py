@@ -100,8 +100,11 @@ def yinyi_payment_event(event: dict[str, Any]) -> Any:
 def yinyi_register_routes(app: web.Application, router: web.UrlDispatcher) -> None:
     """Add HTTP routes to the gateway application.
 
-    Routes under ``/v1/`` go through caller signature authentication; choose a
-    different prefix for unauthenticated routes (for example ``/hooks/<plugin>``).
+    ``app`` is the gateway's ``aiohttp.web.Application`` (its ``gateway.api.keys.CORE``
+    key holds the service layer); ``router`` is ``app.router``, on which to call
+    ``add_get``/``add_post``. Routes under ``/v1/`` go through caller signature
+    authentication; choose a different prefix for unauthenticated routes (for
+    example ``/hooks/<plugin>``). Returns nothing.
     """
 
 

@@ -76,7 +76,7 @@ def build_plugin_manager(disabled: list[str] | None = None, trace: bool = False,
             return
         try:
             pm.register(module, name=name)
-        except ValueError as exc:
+        except (ValueError, pluggy.PluginValidationError) as exc:
             raise PluginError(f"plugin {name!r} could not be registered: {exc}", plugin=name) from exc
         seen_modules.add(getattr(module, "__name__", name))
         infos.append(PluginInfo(name=name, module=getattr(module, "__name__", str(module)), source=source,
@@ -108,7 +108,8 @@ def build_plugin_manager(disabled: list[str] | None = None, trace: bool = False,
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from exc
+        name = pm.get_name(exc.plugin) or repr(exc.plugin)
+        raise PluginError(f"plugin {name!r} implements an unknown hook: {exc}", plugin=name) from exc
 
     for info in infos:
         plugin = pm.get_plugin(info.name)
@@ -120,14 +121,17 @@ def build_plugin_manager(disabled: list[str] | None = None, trace: bool = False,
 
 
 def build_registry(pm: pluggy.PluginManager, disabled_channels: list[str] | None = None) -> Registry:
-    """Call every registration hook implementation, each with a registrar naming its
-    plugin, so duplicates and failures are reported by plugin name."""
+    """Call each registration hook once per plugin (through pluggy, so tracing and
+    wrappers apply), with a registrar naming that plugin: duplicates and failures
+    are reported by plugin name."""
     registry = Registry(disabled_channels=set(disabled_channels or []))
+    plugins = pm.list_name_plugin()
     for hook_name, _kind in REGISTRATION_HOOKS:
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
-            registrar = Registrar(registry, impl.plugin_name)
+            others = [p for _n, p in plugins if p is not impl.plugin]
+            caller = pm.subset_hook_caller(hook_name, remove_plugins=others)
             try:
-                impl.function(register=registrar)
+                caller(register=Registrar(registry, impl.plugin_name))
             except PluginError:
                 raise
             except Exception as exc:

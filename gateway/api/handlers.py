@@ -138,8 +138,12 @@ async def admin_interfaces(request: web.Request) -> web.Response:
 
 async def admin_interface_logs(request: web.Request) -> web.Response:
     q = request.query
+    try:
+        limit = int(q.get("limit", "100"))
+    except ValueError as exc:
+        raise ValidationFailed("limit must be an integer") from exc
     rows = await request.app[CORE].ilog.search(interface=q.get("interface"), payment_id=q.get("payment_id"),
-                                               outcome=q.get("outcome"), limit=int(q.get("limit", "100")))
+                                               outcome=q.get("outcome"), limit=max(1, limit))
     return json_response({"items": rows})
 
 

@@ -5,4 +5,4 @@ from aiohttp import web
 from ..core import Core
 
 CORE = web.AppKey("core", Core)
-REQUEST_APP = "yinyi.app"  # request-scoped: the authenticated AppInfo
+REQUEST_APP = web.RequestKey("caller_app", object)  # the authenticated AppInfo

@@ -19,6 +19,8 @@ def sign(secret: str, method: str, path_qs: str, timestamp: str, nonce: str, bod
 
 
 def verify(secret: str, signature: str, method: str, path_qs: str, timestamp: str, nonce: str, body: bytes) -> bool:
+    if not signature.isascii():
+        return False
     return hmac.compare_digest(sign(secret, method, path_qs, timestamp, nonce, body), signature.lower())
 
 

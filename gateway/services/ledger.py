@@ -66,16 +66,19 @@ class Ledger:
             fields.setdefault("next_check_at", None)
             fields.setdefault("lease_until", None)
         async with self.sm() as s:
-            res = await s.execute(update(Payment).where(Payment.id == payment_id, Payment.status == frm)
-                                  .values(status=to, updated_at=now, **fields))
-            if res.rowcount != 1:
+            row = (await s.execute(update(Payment).where(Payment.id == payment_id, Payment.status == frm)
+                                   .values(status=to, updated_at=now, **fields)
+                                   .returning(Payment.amount, Payment.channel, Payment.app_id))).first()
+            if row is None:
                 await s.rollback()
                 return False
             s.add(PaymentEvent(payment_id=payment_id, from_status=frm, to_status=to, source=source,
                                operator=operator, detail=detail or {}))
             await s.commit()
-        await self._emit({"kind": "payment", "payment_id": payment_id, "from_status": frm,
-                          "to_status": to, "source": source, "operator": operator})
+        await self._emit({"kind": "payment", "payment_id": payment_id, "refund_id": None, "from_status": frm,
+                          "to_status": to, "amount": row.amount, "channel": row.channel, "app_id": row.app_id,
+                          "source": source, "operator": operator, "reason": (detail or {}).get("error_code")
+                          or (detail or {}).get("comment")})
         return True
 
     async def update_payment(self, payment_id: str, *, expect_status: str | None = None, **fields: Any) -> bool:
@@ -181,6 +184,7 @@ class Ledger:
             fields.setdefault("next_check_at", None)
             fields.setdefault("lease_until", None)
         pay_change: tuple[str, str] | None = None
+        channel: str | None = None
         async with self.sm() as s:
             refund = await s.get(Refund, refund_id)
             if refund is None:
@@ -192,6 +196,7 @@ class Ledger:
                 return False
             s.add(PaymentEvent(payment_id=refund.payment_id, refund_id=refund_id, from_status=frm,
                                to_status=to, source=source, operator=operator, detail=detail or {}))
+            channel = (await s.execute(select(Payment.channel).where(Payment.id == refund.payment_id))).scalar()
             if to == RefundStatus.SUCCEEDED:
                 await s.execute(update(Payment).where(Payment.id == refund.payment_id)
                                 .values(refunded_amount=Payment.refunded_amount + refund.amount, updated_at=now))
@@ -208,11 +213,13 @@ class Ledger:
                 await s.execute(update(Payment).where(Payment.id == refund.payment_id)
                                 .values(refund_reserved=Payment.refund_reserved - refund.amount, updated_at=now))
             await s.commit()
-        await self._emit({"kind": "refund", "payment_id": refund.payment_id, "refund_id": refund_id,
-                          "from_status": frm, "to_status": to, "amount": refund.amount, "source": source})
+        base = {"payment_id": refund.payment_id, "channel": channel, "app_id": refund.app_id, "source": source,
+                "operator": operator, "reason": refund.reason}
+        await self._emit({**base, "kind": "refund", "refund_id": refund_id, "from_status": frm, "to_status": to,
+                          "amount": refund.amount})
         if pay_change:
-            await self._emit({"kind": "payment", "payment_id": refund.payment_id, "from_status": pay_change[0],
-                              "to_status": pay_change[1], "source": source})
+            await self._emit({**base, "kind": "payment", "refund_id": refund_id, "from_status": pay_change[0],
+                              "to_status": pay_change[1], "amount": refund.amount})
         return True
 
     async def update_refund(self, refund_id: str, **fields: Any) -> None:

@@ -63,15 +63,19 @@ class PaymentService:
     async def create(self, app_id: str, req: PaymentCreate) -> Payment:
         core = self.core
         app = await core.directory.get_app(app_id)
+        fingerprint = request_hash({k: v for k, v in req.model_dump(mode="json").items()
+                                    if k not in ("wait_seconds", "notify_url", "operator", "client_ip")})
+        # A retry is answered from the ledger before any routing check, so it still
+        # gets its payment after a channel or merchant was reconfigured.
+        existing = await self.ledger.payment_by_out_trade_no(app.id, req.out_trade_no)
+        if existing is not None:
+            return await self._replay(existing, fingerprint, req)
         channel = req.channel or core.registry.detect_channel(req.auth_code or "")
         cls = core.registry.require(channel, _METHOD_CAP[req.method])
         if req.method == Method.CODE and req.channel and req.auth_code and not cls.matches_auth_code(req.auth_code):
             # The code's digits contradict the named channel: refuse before any money moves.
             core.registry.detect_channel(req.auth_code)
         merchant = await core.directory.select_merchant(app, channel, req.business_type, req.campus)
-        fingerprint = request_hash({k: v for k, v in req.model_dump(mode="json").items()
-                                    if k not in ("wait_seconds", "notify_url", "operator", "client_ip")}
-                                   | {"channel": channel})
         now = utcnow()
         ttl = dt.timedelta(minutes=req.expire_minutes) if req.expire_minutes else cls.order_ttl
         row = Payment(
@@ -87,11 +91,8 @@ class PaymentService:
             next_check_at=now + dt.timedelta(seconds=cls.code_poll_schedule[0] if req.method == Method.CODE else 30),
             check_count=0, needs_review=False, reverse_requested=False, created_at=now, updated_at=now)
         payment, created = await self.ledger.insert_payment(row)
-        if not created:
-            if payment.request_hash != fingerprint:
-                raise IdempotencyConflict(f"out_trade_no {req.out_trade_no!r} was used with a different request",
-                                          payment_id=payment.id)
-            return await self._maybe_wait(payment, req.wait_seconds)
+        if not created:  # a concurrent identical request won the unique key
+            return await self._replay(payment, fingerprint, req)
 
         adapter = await core.directory.adapter_for(merchant.id)
         pay_req = PayRequest(
@@ -116,6 +117,12 @@ class PaymentService:
             raise
         await self.apply_trade(payment, result, source="api")
         return await self._maybe_wait(await self._reload(payment.id), req.wait_seconds)
+
+    async def _replay(self, payment: Payment, fingerprint: str, req: PaymentCreate) -> Payment:
+        if payment.request_hash != fingerprint:
+            raise IdempotencyConflict(f"out_trade_no {req.out_trade_no!r} was used with a different request",
+                                      payment_id=payment.id)
+        return await self._maybe_wait(payment, req.wait_seconds)
 
     async def _reload(self, payment_id: str) -> Payment:
         p = await self.ledger.get_payment(payment_id)
@@ -226,9 +233,9 @@ class PaymentService:
         if p.status in (PS.CLOSED,):
             return p
         if p.status not in PAYMENT_OPEN:
-            raise InvalidState(f"payment is {p.status}; only unpaid orders can be closed", status=p.status)
+            raise InvalidState(f"payment is {p.status}; only unpaid orders can be closed", current_status=p.status)
         if p.method == Method.CODE:
-            raise InvalidState("payment-code payments are reversed, not closed; use /reverse", status=p.status)
+            raise InvalidState("payment-code payments are reversed, not closed; use /reverse", current_status=p.status)
         self.core.registry.require(p.channel, Capability.CLOSE)
         await self.core.resolver.close_at_channel(p, source="api", operator=operator)
         return await self._reload(p.id)
@@ -240,9 +247,9 @@ class PaymentService:
             return p
         self.core.registry.require(p.channel, Capability.REVERSE)
         if p.method != Method.CODE:
-            raise InvalidState("only payment-code payments can be reversed; close or refund instead", status=p.status)
+            raise InvalidState("only payment-code payments can be reversed; close or refund instead", current_status=p.status)
         if p.status not in (*PAYMENT_OPEN, PS.SUCCEEDED) or p.refund_reserved > 0:
-            raise InvalidState(f"payment is {p.status}; it cannot be reversed", status=p.status)
+            raise InvalidState(f"payment is {p.status}; it cannot be reversed", current_status=p.status)
         await self.ledger.update_payment(p.id, reverse_requested=True)
         await self.ledger.record_payment_note(p.id, p.status, source="api", operator=operator,
                                               detail={"action": "reverse_requested"})

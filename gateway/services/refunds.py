@@ -41,7 +41,7 @@ class RefundService:
             return self._same_or_conflict(existing, fingerprint)
         if payment.status not in PAYMENT_PAID:
             raise InvalidState(f"payment is {payment.status}; only paid payments can be refunded",
-                               status=payment.status)
+                               current_status=payment.status)
         if req.amount < payment.amount and not cls.supports(Capability.PARTIAL_REFUND):
             core.registry.require(payment.channel, Capability.PARTIAL_REFUND)
         now = utcnow()

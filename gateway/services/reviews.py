@@ -38,7 +38,7 @@ class ReviewService:
     async def resolve_payment(self, payment_id: str, decision: ReviewResolve) -> dict[str, Any]:
         p = await self.core.payments.get(None, payment_id)
         if not p.needs_review:
-            raise InvalidState("payment is not in the review queue", status=p.status)
+            raise InvalidState("payment is not in the review queue", current_status=p.status)
         if decision.action == "requeue":
             await self.ledger.update_payment(p.id, needs_review=False, review_reason=None, check_count=0,
                                              next_check_at=utcnow(), lease_until=None)
@@ -48,7 +48,7 @@ class ReviewService:
             except ValueError as exc:
                 raise ValidationFailed(f"unknown status {decision.status!r}") from exc
             if target not in PAYMENT_TRANSITIONS[PaymentStatus(p.status)]:
-                raise InvalidState(f"a payment may not go from {p.status} to {target}", status=p.status)
+                raise InvalidState(f"a payment may not go from {p.status} to {target}", current_status=p.status)
             ok = await self.ledger.transition_payment(
                 p.id, p.status, target, source="manual", operator=decision.operator,
                 detail={"comment": decision.comment, "review_reason": p.review_reason},
@@ -62,7 +62,7 @@ class ReviewService:
     async def resolve_refund(self, refund_id: str, decision: ReviewResolve) -> dict[str, Any]:
         r = await self.core.refunds.get(None, refund_id)
         if not r.needs_review:
-            raise InvalidState("refund is not in the review queue", status=r.status)
+            raise InvalidState("refund is not in the review queue", current_status=r.status)
         if decision.action == "requeue":
             await self.ledger.update_refund(r.id, needs_review=False, review_reason=None, check_count=0,
                                             next_check_at=utcnow(), lease_until=None)
@@ -72,7 +72,7 @@ class ReviewService:
             except ValueError as exc:
                 raise ValidationFailed(f"unknown status {decision.status!r}") from exc
             if target not in REFUND_TRANSITIONS[RefundStatus(r.status)]:
-                raise InvalidState(f"a refund may not go from {r.status} to {target}", status=r.status)
+                raise InvalidState(f"a refund may not go from {r.status} to {target}", current_status=r.status)
             ok = await self.ledger.transition_refund(
                 r.id, r.status, target, source="manual", operator=decision.operator,
                 detail={"comment": decision.comment}, needs_review=False, review_reason=None)
