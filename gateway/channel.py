@@ -192,6 +192,9 @@ class ChannelAdapter(abc.ABC):
     # after creation at which to query; when it is exhausted the payment is
     # reversed at the channel.
     code_poll_schedule: ClassVar[tuple[float, ...]] = (5, 10, 15, 25, 35, 45)
+    # Seconds before retrying a reverse the channel refused because the patient is
+    # still confirming (the channel answers "user paying" until its prompt times out).
+    reverse_retry_seconds: ClassVar[float] = 10.0
     # Seconds between queries of an UNKNOWN non-code payment or refund.
     query_interval: ClassVar[float] = 30.0
     # Default order lifetime for QR/JSAPI/H5 orders.

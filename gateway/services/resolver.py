@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("yinyi.resolver")
 PS = PaymentStatus
 LEASE = dt.timedelta(seconds=60)
-NOT_FOUND_GRACE = dt.timedelta(seconds=60)
 
 
 class Resolver:
@@ -117,7 +116,7 @@ class Resolver:
             return
         RESOLVER_RUNS.labels(kind="payment", result=result.status.value).inc()
         if result.status == TradeStatus.NOT_FOUND:
-            if now - p.created_at >= NOT_FOUND_GRACE:
+            if now - p.created_at >= dt.timedelta(seconds=core.settings.not_found_grace_seconds):
                 await self.ledger.transition_payment(
                     p.id, p.status, PS.FAILED, source="resolver", error_code="CHANNEL_ORDER_NOT_FOUND",
                     error_message="the channel has no such order", detail={"channel_status": "not_found"})
@@ -166,8 +165,9 @@ class Resolver:
             return
         await self.ledger.update_payment(p.id, reverse_requested=True)
         if res.retry:
+            retry_in = core.registry.channel(p.channel).reverse_retry_seconds
             await self.ledger.update_payment(p.id, lease_until=None, check_count=p.check_count + 1,
-                                             next_check_at=utcnow() + dt.timedelta(seconds=10))
+                                             next_check_at=utcnow() + dt.timedelta(seconds=retry_in))
         else:
             await self._retry_later(p, f"reverse refused: {res.error_code} {res.error_message}")
 
