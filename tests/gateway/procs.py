@@ -29,10 +29,11 @@ def env_for(settings: Settings, port: int, public_port: int | None = None) -> di
 
 
 class GatewayProcess:
-    def __init__(self, settings: Settings, port: int, log_path: Path, public_port: int | None = None) -> None:
+    def __init__(self, settings: Settings, port: int, log_path: Path, public_port: int | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
-        self._env = env_for(settings, port, public_port)
+        self._env = env_for(settings, port, public_port) | (extra_env or {})
         self._log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
