@@ -35,6 +35,7 @@ def cli(verbose: bool) -> None:
     """yinyi (银医): unified payment and reconciliation gateway for hospitals."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @cli.command()

@@ -10,7 +10,8 @@ import aiohttp
 import pluggy
 
 from .config import Settings
-from .db.engine import make_engine, migrate, sessionmaker_for
+from .db.engine import make_engine, make_read_engine, migrate, sessionmaker_for
+from .db.writer import Writer
 from .metrics import PAYMENT_TRANSITIONS
 from .nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from .plugins import PluginInfo, build_plugin_manager, build_registry
@@ -44,9 +45,12 @@ class Core:
         self.registry: Registry = build_registry(self.pm, settings.disabled_channels)
         self.vault = Vault(settings.fernet_key())
         self.engine = make_engine(settings.effective_database_url, settings.db_pool_size)
+        self.read_engine = make_read_engine(settings.effective_database_url, self.engine, settings.db_pool_size)
         self.sm = sessionmaker_for(self.engine)
-        self.ledger = Ledger(self.sm, on_event=self._on_event)
-        self.ilog = InterfaceLogWriter(self.sm, log_bodies=settings.log_bodies)
+        self.rsm = sessionmaker_for(self.read_engine)
+        self.writer = Writer(settings.effective_database_url, self.engine)
+        self.ledger = Ledger(self.writer, self.rsm, on_event=self._on_event)
+        self.ilog = InterfaceLogWriter(self.writer, self.rsm, log_bodies=settings.log_bodies)
         self.http: aiohttp.ClientSession | None = None
         self.nonces: NonceStore = MemoryNonceStore()
         self.payments = PaymentService(self)
@@ -70,7 +74,7 @@ class Core:
             await self.migrate()
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.upstream_timeout_seconds),
                                           connector=aiohttp.TCPConnector(limit=200))
-        self._directory = Directory(self.sm, self.vault, self.registry, self.http)
+        self._directory = Directory(self.sm, self.vault, self.registry, self.http, read_sm=self.rsm)
         if self.settings.redis_url:
             store = RedisNonceStore(self.settings.redis_url)
             await store.ping()
@@ -86,7 +90,10 @@ class Core:
         await self.nonces.close()
         if self.http is not None:
             await self.http.close()
+        await self.writer.close()
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
         self._started = False
 
     async def _on_event(self, event: dict[str, Any]) -> None:

@@ -10,8 +10,12 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    """The engine that writes. On SQLite it has a single connection: writers of this
+    process queue for it on the event loop instead of sleeping in SQLite's busy
+    handler (other processes sharing the file still wait on busy_timeout)."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0,
+                                     pool_timeout=60)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -35,6 +39,22 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def make_read_engine(url: str, write_engine: AsyncEngine, pool_size: int = 10) -> AsyncEngine:
+    """The engine for reads. On SQLite (WAL) readers never wait for the writer, so
+    reads get their own pool without BEGIN IMMEDIATE; elsewhere it is the same engine."""
+    if not url.startswith("sqlite"):
+        return write_engine
+    engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=pool_size, max_overflow=pool_size)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_read_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return engine
 
 
 def sessionmaker_for(engine: AsyncEngine) -> async_sessionmaker:

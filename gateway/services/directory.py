@@ -42,13 +42,15 @@ class AppInfo:
 
 class Directory:
     def __init__(self, sm: async_sessionmaker[AsyncSession], vault: Vault, registry: Registry,
-                 http: aiohttp.ClientSession) -> None:
+                 http: aiohttp.ClientSession, read_sm: async_sessionmaker[AsyncSession] | None = None) -> None:
         self.sm = sm
+        self.rsm = read_sm or sm
         self.vault = vault
         self.registry = registry
         self.http = http
         self._apps: dict[str, tuple[float, AppInfo | None]] = {}
         self._adapters: dict[str, tuple[float, str, ChannelAdapter]] = {}
+        self._merchants: dict[str, tuple[float, list[Merchant]]] = {}
 
     # --- apps ---------------------------------------------------------------------
     async def create_app(self, name: str, *, business_types: list[str] | None = None,
@@ -64,7 +66,7 @@ class Directory:
         return app_id, secret
 
     async def app_exists(self, app_id: str) -> bool:
-        async with self.sm() as s:
+        async with self.rsm() as s:
             return await s.get(App, app_id) is not None
 
     async def get_app(self, app_id: str) -> AppInfo:
@@ -73,7 +75,7 @@ class Directory:
         if hit and now - hit[0] < _CACHE_TTL:
             info = hit[1]
         else:
-            async with self.sm() as s:
+            async with self.rsm() as s:
                 row = await s.get(App, app_id)
             info = None if row is None else AppInfo(
                 id=row.id, name=row.name, secret=self.vault.decrypt(row.secret_enc),
@@ -123,10 +125,11 @@ class Directory:
                 row.config_enc = self.vault.encrypt_json(config)
             await s.commit()
         self._adapters.pop(merchant_id, None)
+        self._merchants.pop(channel, None)
         return merchant_id
 
     async def list_merchants(self) -> list[Merchant]:
-        async with self.sm() as s:
+        async with self.rsm() as s:
             return list((await s.execute(select(Merchant).order_by(Merchant.channel, Merchant.priority))).scalars())
 
     async def select_merchant(self, app: AppInfo, channel: str, business_type: str,
@@ -134,9 +137,7 @@ class Directory:
         """Route a payment to a merchant: channel, campus and business type must fit, most specific first."""
         if not app.allows_business_type(business_type):
             raise BusinessTypeForbidden(f"app {app.id} may not use business type {business_type!r}")
-        async with self.sm() as s:
-            rows = list((await s.execute(select(Merchant).where(
-                Merchant.channel == channel, Merchant.enabled.is_(True)))).scalars())
+        rows = await self._enabled_merchants(channel)
         fits = [m for m in rows
                 if (m.campus_id is None or m.campus_id == campus)
                 and (not m.business_types or business_type in m.business_types)]
@@ -148,13 +149,24 @@ class Directory:
         allowed.sort(key=lambda m: (m.campus_id is None, not m.business_types, m.priority, m.id))
         return allowed[0]
 
+    async def _enabled_merchants(self, channel: str) -> list[Merchant]:
+        now = time.monotonic()
+        hit = self._merchants.get(channel)
+        if hit and now - hit[0] < _CACHE_TTL:
+            return hit[1]
+        async with self.rsm() as s:
+            rows = list((await s.execute(select(Merchant).where(
+                Merchant.channel == channel, Merchant.enabled.is_(True)))).scalars())
+        self._merchants[channel] = (now, rows)
+        return rows
+
     async def adapter_for(self, merchant_id: str) -> ChannelAdapter:
         """The adapter instance serving one merchant (rebuilt when its configuration changes)."""
         now = time.monotonic()
         hit = self._adapters.get(merchant_id)
         if hit and now - hit[0] < _CACHE_TTL:
             return hit[2]
-        async with self.sm() as s:
+        async with self.rsm() as s:
             m = await s.get(Merchant, merchant_id)
         if m is None:
             raise NoMerchant(f"merchant {merchant_id!r} does not exist")

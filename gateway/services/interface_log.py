@@ -16,6 +16,7 @@ from sqlalchemy import case, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..db.models import InterfaceLog, utcnow
+from ..db.writer import Writer
 from ..vault import mask
 
 log = logging.getLogger("yinyi.interface_log")
@@ -38,9 +39,10 @@ def _body(data: Any) -> str | None:
 
 
 class InterfaceLogWriter:
-    def __init__(self, sm: async_sessionmaker[AsyncSession], *, log_bodies: bool = True,
+    def __init__(self, writer: Writer, read_sm: async_sessionmaker[AsyncSession], *, log_bodies: bool = True,
                  flush_interval: float = 0.25, batch: int = 500) -> None:
-        self.sm = sm
+        self.writer = writer
+        self.rsm = read_sm
         self.log_bodies = log_bodies
         self.flush_interval = flush_interval
         self.batch = batch
@@ -69,9 +71,7 @@ class InterfaceLogWriter:
         if not rows:
             return
         try:
-            async with self.sm() as s:
-                await s.execute(insert(InterfaceLog), rows)
-                await s.commit()
+            await self.writer.run(lambda conn: conn.execute(insert(InterfaceLog), rows))
         except Exception:  # the log must never break payments
             log.exception("interface log flush failed; %d rows dropped", len(rows))
 
@@ -103,7 +103,7 @@ class InterfaceLogWriter:
                    func.max(InterfaceLog.created_at).label("last_call_at")).group_by(*cols).order_by(*cols)
         if since is not None:
             q = q.where(InterfaceLog.created_at >= since)
-        async with self.sm() as s:
+        async with self.rsm() as s:
             rows = (await s.execute(q)).all()
         return [{"direction": r.direction, "interface": r.interface, "total": r.total, "normal": int(r.normal or 0),
                  "abnormal": int(r.abnormal or 0), "rejected": int(r.rejected or 0),
@@ -119,7 +119,7 @@ class InterfaceLogWriter:
             q = q.where(InterfaceLog.payment_id == payment_id)
         if outcome:
             q = q.where(InterfaceLog.outcome == outcome)
-        async with self.sm() as s:
+        async with self.rsm() as s:
             rows = (await s.execute(q)).scalars().all()
         return [{"id": r.id, "direction": r.direction, "interface": r.interface, "app_id": r.app_id,
                  "channel": r.channel, "merchant_id": r.merchant_id, "payment_id": r.payment_id,

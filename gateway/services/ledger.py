@@ -2,8 +2,9 @@
 
 Status changes happen only here. Each is a conditional UPDATE on the row's current
 status plus an appended event, in one transaction, so concurrent actors (notify,
-resolver, API, several processes) cannot both apply a change: the loser sees
-``False`` and re-reads.
+resolver, API, several processes) cannot both apply a change: the loser gets
+``None`` and re-reads. Writes are synchronous functions run by ``Writer`` (one
+transaction each); reads go through the read engine.
 """
 from __future__ import annotations
 
@@ -11,20 +12,44 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..db.models import AuditLog, Payment, PaymentEvent, Refund, utcnow
+from ..db.writer import Writer
 from ..statemachine import (PAYMENT_OPEN, PAYMENT_PAID, REFUND_OPEN, PaymentStatus,
                             RefundStatus, check_payment, check_refund)
 
 EventSink = Callable[[dict[str, Any]], Awaitable[None]]
+_PAY_COLS = tuple(Payment.__table__.columns)
+_REF_COLS = tuple(Refund.__table__.columns)
+
+
+def _payment(row: Any) -> Payment:
+    return Payment(**dict(row._mapping))
+
+
+def _refund(row: Any) -> Refund:
+    return Refund(**dict(row._mapping))
+
+
+def _event(conn: Connection, **values: Any) -> None:
+    values.setdefault("created_at", utcnow())
+    values.setdefault("detail", {})
+    conn.execute(insert(PaymentEvent).values(**values))
+
+
+class _Lost(Exception):
+    """The conditional update matched nothing: roll back and report None."""
 
 
 class Ledger:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], on_event: EventSink | None = None) -> None:
-        self.sm = sessionmaker
+    def __init__(self, writer: Writer, read_sm: async_sessionmaker[AsyncSession],
+                 on_event: EventSink | None = None) -> None:
+        self.writer = writer
+        self.rsm = read_sm
         self._on_event = on_event
 
     async def _emit(self, event: dict[str, Any]) -> None:
@@ -34,74 +59,85 @@ class Ledger:
     # --- payments -------------------------------------------------------------------
     async def insert_payment(self, row: Payment) -> tuple[Payment, bool]:
         """Record the intent. Returns (payment, True) or the existing one and False."""
-        async with self.sm() as s:
-            s.add(row)
-            s.add(PaymentEvent(payment_id=row.id, from_status=None, to_status=row.status, source="api",
-                               operator=row.operator, detail={"amount": row.amount, "channel": row.channel}))
-            try:
-                await s.commit()
-                return row, True
-            except IntegrityError:
-                await s.rollback()
+        values = {c.key: getattr(row, c.key) for c in _PAY_COLS}
+
+        def tx(conn: Connection) -> None:
+            conn.execute(insert(Payment).values(**values))
+            _event(conn, payment_id=row.id, from_status=None, to_status=row.status, source="api",
+                   operator=row.operator, detail={"amount": row.amount, "channel": row.channel},
+                   created_at=row.created_at)
+
+        try:
+            await self.writer.run(tx)
+            return row, True
+        except IntegrityError:
+            pass
         existing = await self.payment_by_out_trade_no(row.app_id, row.out_trade_no)
         if existing is None:  # pragma: no cover - the unique key just told us it exists
             raise RuntimeError("payment vanished after a unique-key conflict")
         return existing, False
 
     async def get_payment(self, payment_id: str) -> Payment | None:
-        async with self.sm() as s:
+        async with self.rsm() as s:
             return await s.get(Payment, payment_id)
 
     async def payment_by_out_trade_no(self, app_id: str, out_trade_no: str) -> Payment | None:
-        async with self.sm() as s:
+        async with self.rsm() as s:
             return (await s.execute(select(Payment).where(
                 Payment.app_id == app_id, Payment.out_trade_no == out_trade_no))).scalar_one_or_none()
 
     async def transition_payment(self, payment_id: str, frm: str, to: str, *, source: str,
                                  operator: str | None = None, detail: dict[str, Any] | None = None,
-                                 **fields: Any) -> bool:
+                                 **fields: Any) -> Payment | None:
+        """Apply one transition. Returns the updated payment, or None if its status was
+        no longer ``frm`` (someone else moved it first)."""
         check_payment(frm, to)
         now = utcnow()
         if PaymentStatus(to) not in PAYMENT_OPEN:
             fields.setdefault("next_check_at", None)
             fields.setdefault("lease_until", None)
-        async with self.sm() as s:
-            row = (await s.execute(update(Payment).where(Payment.id == payment_id, Payment.status == frm)
-                                   .values(status=to, updated_at=now, **fields)
-                                   .returning(Payment.amount, Payment.channel, Payment.app_id))).first()
+
+        def tx(conn: Connection) -> Any:
+            row = conn.execute(update(Payment).where(Payment.id == payment_id, Payment.status == frm)
+                               .values(status=to, updated_at=now, **fields).returning(*_PAY_COLS)).first()
             if row is None:
-                await s.rollback()
-                return False
-            s.add(PaymentEvent(payment_id=payment_id, from_status=frm, to_status=to, source=source,
-                               operator=operator, detail=detail or {}))
-            await s.commit()
+                raise _Lost
+            _event(conn, payment_id=payment_id, from_status=frm, to_status=to, source=source, operator=operator,
+                   detail=detail or {}, created_at=now)
+            return row
+
+        try:
+            row = await self.writer.run(tx)
+        except _Lost:
+            return None
+        payment = _payment(row)
+        d = detail or {}
         await self._emit({"kind": "payment", "payment_id": payment_id, "refund_id": None, "from_status": frm,
-                          "to_status": to, "amount": row.amount, "channel": row.channel, "app_id": row.app_id,
-                          "source": source, "operator": operator, "reason": (detail or {}).get("error_code")
-                          or (detail or {}).get("comment")})
-        return True
+                          "to_status": to, "amount": payment.amount, "channel": payment.channel,
+                          "app_id": payment.app_id, "source": source, "operator": operator,
+                          "reason": d.get("error_code") or d.get("comment")})
+        return payment
 
     async def update_payment(self, payment_id: str, *, expect_status: str | None = None, **fields: Any) -> bool:
         """Change non-status fields (schedule, review flags, urls)."""
         cond = [Payment.id == payment_id]
         if expect_status is not None:
             cond.append(Payment.status == expect_status)
-        async with self.sm() as s:
-            res = await s.execute(update(Payment).where(*cond).values(updated_at=utcnow(), **fields))
-            await s.commit()
-            return res.rowcount == 1
+
+        def tx(conn: Connection) -> bool:
+            return conn.execute(update(Payment).where(*cond).values(updated_at=utcnow(), **fields)).rowcount == 1
+
+        return await self.writer.run(tx)
 
     async def record_payment_note(self, payment_id: str, status: str, *, source: str, detail: dict[str, Any],
                                   operator: str | None = None) -> None:
         """Append an event that records evidence without changing the status."""
-        async with self.sm() as s:
-            s.add(PaymentEvent(payment_id=payment_id, from_status=status, to_status=status, source=source,
-                               operator=operator, detail=detail))
-            await s.commit()
+        await self.writer.run(lambda conn: _event(conn, payment_id=payment_id, from_status=status, to_status=status,
+                                                  source=source, operator=operator, detail=detail))
 
     async def claim_due_payments(self, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[Payment]:
         """Lease open payments whose next check is due; another process skips leased rows."""
-        async with self.sm() as s:
+        async with self.rsm() as s:
             ids = (await s.execute(
                 select(Payment.id).where(
                     Payment.status.in_([st.value for st in PAYMENT_OPEN]) | Payment.reverse_requested.is_(True),
@@ -109,21 +145,23 @@ class Ledger:
                     Payment.needs_review.is_(False),
                     or_(Payment.lease_until.is_(None), Payment.lease_until < now),
                 ).order_by(Payment.next_check_at).limit(limit))).scalars().all()
-        claimed: list[Payment] = []
-        for pid in ids:
-            async with self.sm() as s:
-                res = await s.execute(update(Payment).where(
+        if not ids:
+            return []
+
+        def tx(conn: Connection) -> list[Any]:
+            rows = []
+            for pid in ids:
+                row = conn.execute(update(Payment).where(
                     Payment.id == pid, or_(Payment.lease_until.is_(None), Payment.lease_until < now))
-                    .values(lease_until=now + lease))
-                await s.commit()
-                if res.rowcount == 1:
-                    p = await s.get(Payment, pid)
-                    if p is not None:
-                        claimed.append(p)
-        return claimed
+                    .values(lease_until=now + lease).returning(*_PAY_COLS)).first()
+                if row is not None:
+                    rows.append(row)
+            return rows
+
+        return [_payment(r) for r in await self.writer.run(tx)]
 
     async def payment_events(self, payment_id: str) -> list[PaymentEvent]:
-        async with self.sm() as s:
+        async with self.rsm() as s:
             return list((await s.execute(select(PaymentEvent).where(PaymentEvent.payment_id == payment_id)
                                          .order_by(PaymentEvent.id))).scalars())
 
@@ -134,43 +172,45 @@ class Ledger:
         Returns (refund, created, reserved). ``reserved`` is False when the payment's
         refundable amount is smaller than the refund (nothing is written then).
         """
-        async with self.sm() as s:
-            res = await s.execute(update(Payment).where(
+        values = {c.key: getattr(row, c.key) for c in _REF_COLS}
+
+        def tx(conn: Connection) -> bool:
+            res = conn.execute(update(Payment).where(
                 Payment.id == row.payment_id,
                 Payment.status.in_([st.value for st in PAYMENT_PAID]),
                 Payment.amount - Payment.refund_reserved >= row.amount,
             ).values(refund_reserved=Payment.refund_reserved + row.amount, updated_at=utcnow()))
             if res.rowcount != 1:
-                await s.rollback()
-                existing = await self.refund_by_out_refund_no(row.app_id, row.out_refund_no)
-                if existing is not None:
-                    return existing, False, True
-                return row, False, False
-            s.add(row)
-            s.add(PaymentEvent(payment_id=row.payment_id, refund_id=row.id, from_status=None,
-                               to_status=row.status, source="api", operator=row.operator,
-                               detail={"amount": row.amount, "reason": row.reason}))
-            try:
-                await s.commit()
-                return row, True, True
-            except IntegrityError:
-                await s.rollback()  # the reservation is rolled back with it
+                return False
+            conn.execute(insert(Refund).values(**values))
+            _event(conn, payment_id=row.payment_id, refund_id=row.id, from_status=None, to_status=row.status,
+                   source="api", operator=row.operator, detail={"amount": row.amount, "reason": row.reason})
+            return True
+
+        try:
+            reserved = await self.writer.run(tx)
+        except IntegrityError:  # the same out_refund_no won meanwhile; its reservation stands, ours rolled back
+            reserved = None
+        if reserved:
+            return row, True, True
         existing = await self.refund_by_out_refund_no(row.app_id, row.out_refund_no)
-        if existing is None:  # pragma: no cover
+        if existing is not None:
+            return existing, False, True
+        if reserved is None:  # pragma: no cover
             raise RuntimeError("refund vanished after a unique-key conflict")
-        return existing, False, True
+        return row, False, False
 
     async def get_refund(self, refund_id: str) -> Refund | None:
-        async with self.sm() as s:
+        async with self.rsm() as s:
             return await s.get(Refund, refund_id)
 
     async def refund_by_out_refund_no(self, app_id: str, out_refund_no: str) -> Refund | None:
-        async with self.sm() as s:
+        async with self.rsm() as s:
             return (await s.execute(select(Refund).where(
                 Refund.app_id == app_id, Refund.out_refund_no == out_refund_no))).scalar_one_or_none()
 
     async def refunds_of(self, payment_id: str) -> list[Refund]:
-        async with self.sm() as s:
+        async with self.rsm() as s:
             return list((await s.execute(select(Refund).where(Refund.payment_id == payment_id)
                                          .order_by(Refund.created_at))).scalars())
 
@@ -183,36 +223,38 @@ class Ledger:
         if RefundStatus(to) not in REFUND_OPEN:
             fields.setdefault("next_check_at", None)
             fields.setdefault("lease_until", None)
-        pay_change: tuple[str, str] | None = None
-        channel: str | None = None
-        async with self.sm() as s:
-            refund = await s.get(Refund, refund_id)
+
+        def tx(conn: Connection) -> tuple[Any, Any, tuple[str, str] | None]:
+            refund = conn.execute(update(Refund).where(Refund.id == refund_id, Refund.status == frm)
+                                  .values(status=to, updated_at=now, **fields).returning(*_REF_COLS)).first()
             if refund is None:
-                return False
-            res = await s.execute(update(Refund).where(Refund.id == refund_id, Refund.status == frm)
-                                  .values(status=to, updated_at=now, **fields))
-            if res.rowcount != 1:
-                await s.rollback()
-                return False
-            s.add(PaymentEvent(payment_id=refund.payment_id, refund_id=refund_id, from_status=frm,
-                               to_status=to, source=source, operator=operator, detail=detail or {}))
-            channel = (await s.execute(select(Payment.channel).where(Payment.id == refund.payment_id))).scalar()
+                raise _Lost
+            _event(conn, payment_id=refund.payment_id, refund_id=refund_id, from_status=frm, to_status=to,
+                   source=source, operator=operator, detail=detail or {}, created_at=now)
+            pay_change = None
             if to == RefundStatus.SUCCEEDED:
-                await s.execute(update(Payment).where(Payment.id == refund.payment_id)
-                                .values(refunded_amount=Payment.refunded_amount + refund.amount, updated_at=now))
-                pay = (await s.execute(select(Payment.status, Payment.amount, Payment.refunded_amount)
-                                       .where(Payment.id == refund.payment_id))).one()
+                pay = conn.execute(update(Payment).where(Payment.id == refund.payment_id)
+                                   .values(refunded_amount=Payment.refunded_amount + refund.amount, updated_at=now)
+                                   .returning(Payment.status, Payment.amount, Payment.refunded_amount,
+                                              Payment.channel)).one()
                 new = PaymentStatus.REFUNDED if pay.refunded_amount >= pay.amount else PaymentStatus.PARTIALLY_REFUNDED
                 check_payment(pay.status, new)
-                await s.execute(update(Payment).where(Payment.id == refund.payment_id).values(status=new))
-                s.add(PaymentEvent(payment_id=refund.payment_id, refund_id=refund_id, from_status=pay.status,
-                                   to_status=new, source=source, operator=operator,
-                                   detail={"refunded_amount": pay.refunded_amount}))
-                pay_change = (pay.status, new)
-            elif to == RefundStatus.FAILED:
-                await s.execute(update(Payment).where(Payment.id == refund.payment_id)
-                                .values(refund_reserved=Payment.refund_reserved - refund.amount, updated_at=now))
-            await s.commit()
+                conn.execute(update(Payment).where(Payment.id == refund.payment_id).values(status=new))
+                _event(conn, payment_id=refund.payment_id, refund_id=refund_id, from_status=pay.status,
+                       to_status=new, source=source, operator=operator,
+                       detail={"refunded_amount": pay.refunded_amount}, created_at=now)
+                pay_change = (pay.status, new.value)
+                return refund, pay.channel, pay_change
+            if to == RefundStatus.FAILED:
+                conn.execute(update(Payment).where(Payment.id == refund.payment_id)
+                             .values(refund_reserved=Payment.refund_reserved - refund.amount, updated_at=now))
+            channel = conn.execute(select(Payment.channel).where(Payment.id == refund.payment_id)).scalar()
+            return refund, channel, pay_change
+
+        try:
+            refund, channel, pay_change = await self.writer.run(tx)
+        except _Lost:
+            return False
         base = {"payment_id": refund.payment_id, "channel": channel, "app_id": refund.app_id, "source": source,
                 "operator": operator, "reason": refund.reason}
         await self._emit({**base, "kind": "refund", "refund_id": refund_id, "from_status": frm, "to_status": to,
@@ -223,34 +265,35 @@ class Ledger:
         return True
 
     async def update_refund(self, refund_id: str, **fields: Any) -> None:
-        async with self.sm() as s:
-            await s.execute(update(Refund).where(Refund.id == refund_id).values(updated_at=utcnow(), **fields))
-            await s.commit()
+        await self.writer.run(lambda conn: conn.execute(
+            update(Refund).where(Refund.id == refund_id).values(updated_at=utcnow(), **fields)))
 
     async def claim_due_refunds(self, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[Refund]:
-        async with self.sm() as s:
+        async with self.rsm() as s:
             ids = (await s.execute(select(Refund.id).where(
                 Refund.status.in_([st.value for st in REFUND_OPEN]),
                 Refund.next_check_at.is_not(None), Refund.next_check_at <= now,
                 Refund.needs_review.is_(False),
                 or_(Refund.lease_until.is_(None), Refund.lease_until < now),
             ).order_by(Refund.next_check_at).limit(limit))).scalars().all()
-        claimed: list[Refund] = []
-        for rid in ids:
-            async with self.sm() as s:
-                res = await s.execute(update(Refund).where(
+        if not ids:
+            return []
+
+        def tx(conn: Connection) -> list[Any]:
+            rows = []
+            for rid in ids:
+                row = conn.execute(update(Refund).where(
                     Refund.id == rid, or_(Refund.lease_until.is_(None), Refund.lease_until < now))
-                    .values(lease_until=now + lease))
-                await s.commit()
-                if res.rowcount == 1:
-                    r = await s.get(Refund, rid)
-                    if r is not None:
-                        claimed.append(r)
-        return claimed
+                    .values(lease_until=now + lease).returning(*_REF_COLS)).first()
+                if row is not None:
+                    rows.append(row)
+            return rows
+
+        return [_refund(r) for r in await self.writer.run(tx)]
 
     # --- review queue ----------------------------------------------------------------
     async def review_queue(self) -> tuple[list[Payment], list[Refund]]:
-        async with self.sm() as s:
+        async with self.rsm() as s:
             pays = list((await s.execute(select(Payment).where(Payment.needs_review.is_(True))
                                          .order_by(Payment.updated_at))).scalars())
             refs = list((await s.execute(select(Refund).where(Refund.needs_review.is_(True))
@@ -258,8 +301,5 @@ class Ledger:
         return pays, refs
 
     async def audit(self, actor: str, action: str, target: str | None, detail: dict[str, Any]) -> None:
-        async with self.sm() as s:
-            s.add(AuditLog(actor=actor, action=action, target=target, detail=detail))
-            await s.commit()
-
-
+        await self.writer.run(lambda conn: conn.execute(insert(AuditLog).values(
+            actor=actor, action=action, target=target, detail=detail, created_at=utcnow())))

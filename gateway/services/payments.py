@@ -65,17 +65,20 @@ class PaymentService:
         app = await core.directory.get_app(app_id)
         fingerprint = request_hash({k: v for k, v in req.model_dump(mode="json").items()
                                     if k not in ("wait_seconds", "notify_url", "operator", "client_ip")})
-        # A retry is answered from the ledger before any routing check, so it still
-        # gets its payment after a channel or merchant was reconfigured.
-        existing = await self.ledger.payment_by_out_trade_no(app.id, req.out_trade_no)
-        if existing is not None:
-            return await self._replay(existing, fingerprint, req)
-        channel = req.channel or core.registry.detect_channel(req.auth_code or "")
-        cls = core.registry.require(channel, _METHOD_CAP[req.method])
-        if req.method == Method.CODE and req.channel and req.auth_code and not cls.matches_auth_code(req.auth_code):
-            # The code's digits contradict the named channel: refuse before any money moves.
-            core.registry.detect_channel(req.auth_code)
-        merchant = await core.directory.select_merchant(app, channel, req.business_type, req.campus)
+        try:
+            channel = req.channel or core.registry.detect_channel(req.auth_code or "")
+            cls = core.registry.require(channel, _METHOD_CAP[req.method])
+            if req.method == Method.CODE and req.channel and req.auth_code and not cls.matches_auth_code(req.auth_code):
+                # The code's digits contradict the named channel: refuse before any money moves.
+                core.registry.detect_channel(req.auth_code)
+            merchant = await core.directory.select_merchant(app, channel, req.business_type, req.campus)
+        except YinyiError:
+            # A retry of a payment made before a channel or merchant was reconfigured
+            # still gets its payment; only new payments are refused.
+            existing = await self.ledger.payment_by_out_trade_no(app.id, req.out_trade_no)
+            if existing is not None:
+                return await self._replay(existing, fingerprint, req)
+            raise
         now = utcnow()
         ttl = dt.timedelta(minutes=req.expire_minutes) if req.expire_minutes else cls.order_ttl
         row = Payment(
@@ -115,8 +118,8 @@ class PaymentService:
                                                  detail={"error": exc.code}, error_code=exc.code,
                                                  error_message=str(exc)[:256])
             raise
-        await self.apply_trade(payment, result, source="api")
-        return await self._maybe_wait(await self._reload(payment.id), req.wait_seconds)
+        updated = await self.apply_trade(payment, result, source="api")
+        return await self._maybe_wait(updated or await self._reload(payment.id), req.wait_seconds)
 
     async def _replay(self, payment: Payment, fingerprint: str, req: PaymentCreate) -> Payment:
         if payment.request_hash != fingerprint:
@@ -144,18 +147,19 @@ class PaymentService:
         return payment
 
     # --- apply a channel's answer ---------------------------------------------------------
-    async def apply_trade(self, payment: Payment, result: PayResult, *, source: str) -> bool:
-        """Record what the channel said about a payment. Returns True if the status changed."""
+    async def apply_trade(self, payment: Payment, result: PayResult, *, source: str) -> Payment | None:
+        """Record what the channel said about a payment. Returns the payment as changed by
+        this call, or None when nothing changed (already there, stale, or raced)."""
         cls = self.core.registry.channel(payment.channel)
         now = utcnow()
         target = _SETTLED.get(result.status)
         if target is not None:
             current = PS(payment.status)
             if current == target or (target == PS.SUCCEEDED and current in (PS.PARTIALLY_REFUNDED, PS.REFUNDED)):
-                return False
+                return None
             if target not in PAYMENT_TRANSITIONS[current]:
                 await self._contradiction(payment, result, source)
-                return False
+                return None
             fields: dict[str, Any] = {}
             if target == PS.SUCCEEDED:
                 fields.update(channel_trade_no=result.channel_trade_no or payment.channel_trade_no,
@@ -172,7 +176,7 @@ class PaymentService:
                          result.status, source)
             return ok
         if result.status == TradeStatus.NOT_FOUND:
-            return False  # the resolver decides what an absent order means
+            return None  # the resolver decides what an absent order means
         # PENDING / PAYING: the order exists at the channel and is open.
         fields = {"channel_trade_no": result.channel_trade_no or payment.channel_trade_no}
         if result.code_url:
@@ -184,7 +188,7 @@ class PaymentService:
         fields["next_check_at"] = self.core.resolver.next_check(payment, cls, now)
         if payment.status == PS.PAYING:
             await self.ledger.update_payment(payment.id, expect_status=PS.PAYING, **fields)
-            return False
+            return None
         return await self.ledger.transition_payment(payment.id, payment.status, PS.PAYING, source=source,
                                                     detail={"channel_status": result.status.value}, **fields)
 
