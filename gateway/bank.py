@@ -135,6 +135,15 @@ class EcnyAcquirer(BankAdapter):
     kind: ClassVar[str] = "ecny_acquirer"
     supports_qr: ClassVar[bool] = False
 
+    @property
+    def qr_available(self) -> bool:
+        """Whether *this merchant* can use dynamic QR codes.
+
+        Defaults to the class's ``supports_qr``; override it when the bank offers
+        QR codes but a merchant's contract may leave them out.
+        """
+        return self.supports_qr
+
     # --- payment code (付款码, the cashier scans the patient's wallet) ---------------
     @abc.abstractmethod
     async def pay_code(self, req: PayRequest) -> PayResult:

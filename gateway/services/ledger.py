@@ -12,7 +12,9 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from functools import lru_cache
+
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,8 +25,23 @@ from ..statemachine import (PAYMENT_OPEN, PAYMENT_PAID, REFUND_OPEN, PaymentStat
                             RefundStatus, check_payment, check_refund)
 
 EventSink = Callable[[dict[str, Any]], Awaitable[None]]
-_PAY_COLS = tuple(Payment.__table__.columns)
-_REF_COLS = tuple(Refund.__table__.columns)
+_PAY = Payment.__table__
+_REF = Refund.__table__
+_EVT = PaymentEvent.__table__
+_PAY_COLS = tuple(_PAY.columns)
+_REF_COLS = tuple(_REF.columns)
+# Statements on the hot path are built once and reused with bound parameters:
+# constructing a statement costs more than compiling it from SQLAlchemy's cache.
+_INSERT_PAYMENT = _PAY.insert()
+_INSERT_EVENT = _EVT.insert()
+
+
+@lru_cache(maxsize=256)
+def _transition_stmt(fields: tuple[str, ...]) -> Any:
+    return (update(_PAY).where(_PAY.c.id == bindparam("k_id"), _PAY.c.status == bindparam("k_from"))
+            .values(status=bindparam("k_to"), updated_at=bindparam("k_now"),
+                    **{f: bindparam(f"v_{f}", type_=_PAY.c[f].type) for f in fields})
+            .returning(*_PAY_COLS))
 
 
 def _payment(row: Any) -> Payment:
@@ -35,10 +52,12 @@ def _refund(row: Any) -> Refund:
     return Refund(**dict(row._mapping))
 
 
-def _event(conn: Connection, **values: Any) -> None:
-    values.setdefault("created_at", utcnow())
-    values.setdefault("detail", {})
-    conn.execute(insert(PaymentEvent).values(**values))
+def _event(conn: Connection, *, payment_id: str, to_status: str, source: str, refund_id: str | None = None,
+           from_status: str | None = None, operator: str | None = None, detail: dict[str, Any] | None = None,
+           created_at: dt.datetime | None = None) -> None:
+    conn.execute(_INSERT_EVENT, {"payment_id": payment_id, "refund_id": refund_id, "from_status": from_status,
+                                 "to_status": to_status, "source": source, "operator": operator,
+                                 "detail": detail or {}, "created_at": created_at or utcnow()})
 
 
 class _Lost(Exception):
@@ -62,7 +81,7 @@ class Ledger:
         values = {c.key: getattr(row, c.key) for c in _PAY_COLS}
 
         def tx(conn: Connection) -> None:
-            conn.execute(insert(Payment).values(**values))
+            conn.execute(_INSERT_PAYMENT, values)
             _event(conn, payment_id=row.id, from_status=None, to_status=row.status, source="api",
                    operator=row.operator, detail={"amount": row.amount, "channel": row.channel},
                    created_at=row.created_at)
@@ -97,9 +116,12 @@ class Ledger:
             fields.setdefault("next_check_at", None)
             fields.setdefault("lease_until", None)
 
+        stmt = _transition_stmt(tuple(sorted(fields)))
+        params = {"k_id": payment_id, "k_from": frm, "k_to": to, "k_now": now,
+                  **{f"v_{k}": v for k, v in fields.items()}}
+
         def tx(conn: Connection) -> Any:
-            row = conn.execute(update(Payment).where(Payment.id == payment_id, Payment.status == frm)
-                               .values(status=to, updated_at=now, **fields).returning(*_PAY_COLS)).first()
+            row = conn.execute(stmt, params).first()
             if row is None:
                 raise _Lost
             _event(conn, payment_id=payment_id, from_status=frm, to_status=to, source=source, operator=operator,
