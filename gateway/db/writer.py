@@ -51,11 +51,19 @@ class Writer:
             self._sync = _sqlite_sync_engine(url)
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yinyi-sqlite-writer")
 
-    async def run(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn(conn)`` in one transaction: committed if it returns, rolled back if it raises."""
+    async def run(self, fn: Callable[[Connection], T], *, durable: bool = True) -> T:
+        """Run ``fn(conn)`` in one transaction: committed if it returns, rolled back if it raises.
+
+        ``durable=False`` is for writes the gateway can re-derive after a database
+        crash (a channel's answer, which the resolver asks for again while a payment
+        is open; schedules; the interface log): on PostgreSQL the commit then does not
+        wait for the WAL flush. Intents, manual decisions and audits stay durable.
+        """
         if self._sync is not None:
             return await asyncio.get_running_loop().run_in_executor(self._pool, self._run_sync, fn)
         async with self._async.begin() as conn:
+            if not durable:
+                await conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             return await conn.run_sync(fn)
 
     def _run_sync(self, fn: Callable[[Connection], T]) -> T:

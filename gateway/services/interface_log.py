@@ -71,7 +71,7 @@ class InterfaceLogWriter:
         if not rows:
             return
         try:
-            await self.writer.run(lambda conn: conn.execute(insert(InterfaceLog), rows))
+            await self.writer.run(lambda conn: conn.execute(insert(InterfaceLog), rows), durable=False)
         except Exception:  # the log must never break payments
             log.exception("interface log flush failed; %d rows dropped", len(rows))
 

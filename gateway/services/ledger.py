@@ -129,7 +129,7 @@ class Ledger:
             return row
 
         try:
-            row = await self.writer.run(tx)
+            row = await self.writer.run(tx, durable=source == "manual")
         except _Lost:
             return None
         payment = _payment(row)
@@ -149,13 +149,14 @@ class Ledger:
         def tx(conn: Connection) -> bool:
             return conn.execute(update(Payment).where(*cond).values(updated_at=utcnow(), **fields)).rowcount == 1
 
-        return await self.writer.run(tx)
+        return await self.writer.run(tx, durable=False)
 
     async def record_payment_note(self, payment_id: str, status: str, *, source: str, detail: dict[str, Any],
                                   operator: str | None = None) -> None:
         """Append an event that records evidence without changing the status."""
         await self.writer.run(lambda conn: _event(conn, payment_id=payment_id, from_status=status, to_status=status,
-                                                  source=source, operator=operator, detail=detail))
+                                                  source=source, operator=operator, detail=detail),
+                              durable=source == "manual")
 
     async def claim_due_payments(self, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[Payment]:
         """Lease open payments whose next check is due; another process skips leased rows."""
@@ -180,7 +181,7 @@ class Ledger:
                     rows.append(row)
             return rows
 
-        return [_payment(r) for r in await self.writer.run(tx)]
+        return [_payment(r) for r in await self.writer.run(tx, durable=False)]
 
     async def payment_events(self, payment_id: str) -> list[PaymentEvent]:
         async with self.rsm() as s:
@@ -274,7 +275,7 @@ class Ledger:
             return refund, channel, pay_change
 
         try:
-            refund, channel, pay_change = await self.writer.run(tx)
+            refund, channel, pay_change = await self.writer.run(tx, durable=source == "manual")
         except _Lost:
             return False
         base = {"payment_id": refund.payment_id, "channel": channel, "app_id": refund.app_id, "source": source,
@@ -288,7 +289,7 @@ class Ledger:
 
     async def update_refund(self, refund_id: str, **fields: Any) -> None:
         await self.writer.run(lambda conn: conn.execute(
-            update(Refund).where(Refund.id == refund_id).values(updated_at=utcnow(), **fields)))
+            update(Refund).where(Refund.id == refund_id).values(updated_at=utcnow(), **fields)), durable=False)
 
     async def claim_due_refunds(self, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[Refund]:
         async with self.rsm() as s:
@@ -311,7 +312,7 @@ class Ledger:
                     rows.append(row)
             return rows
 
-        return [_refund(r) for r in await self.writer.run(tx)]
+        return [_refund(r) for r in await self.writer.run(tx, durable=False)]
 
     # --- review queue ----------------------------------------------------------------
     async def review_queue(self) -> tuple[list[Payment], list[Refund]]:
