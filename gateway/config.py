@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     resolver_batch: int = Field(default=50, ge=1)
     resolver_max_attempts: int = Field(default=30, ge=1, description="Queries before an unsettled item goes to review")
     upstream_timeout_seconds: float = Field(default=10.0, gt=0)
+    callback_max_attempts: int = Field(default=15, ge=1, le=100,
+                                       description="Deliveries of a caller notification before it is exhausted")
     not_found_grace_seconds: float = Field(default=60.0, ge=0,
                                            description="How long an order the channel has never seen may still appear")
     disabled_plugins: list[str] = Field(default_factory=list)

@@ -16,6 +16,8 @@ from .metrics import PAYMENT_TRANSITIONS
 from .nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from .plugins import PluginInfo, build_plugin_manager, build_registry
 from .registry import Registry
+from .services.callbacks import CallbackDispatcher
+from .services.config_admin import ConfigAdmin
 from .services.directory import Directory
 from .services.interface_log import InterfaceLogWriter
 from .services.ledger import Ledger
@@ -57,6 +59,8 @@ class Core:
         self.refunds = RefundService(self)
         self.resolver = Resolver(self)
         self.reviews = ReviewService(self)
+        self.callbacks = CallbackDispatcher(self)
+        self.config = ConfigAdmin(self)
         self._directory: Directory | None = None
         self._started = False
 
@@ -82,10 +86,12 @@ class Core:
         self.ilog.start()
         if background and self.settings.resolver_enabled:
             self.resolver.start()
+            self.callbacks.start()
         self._started = True
 
     async def stop(self) -> None:
         await self.resolver.stop()
+        await self.callbacks.stop()
         await self.ilog.stop()
         await self.nonces.close()
         if self.http is not None:

@@ -251,6 +251,35 @@ class NotSupported(CapabilityNotSupported):
         super().__init__(f"{channel} does not support {flow}", flow=flow, channel=channel)
 
 
+
+
+class EntryUnknown(BadRequest):
+    code = "ENTRY_UNKNOWN"
+    status = 422
+    message_zh = "收费入口不存在或已停用"
+    message_en = "Unknown or disabled entry"
+
+
+class EntryMismatch(BadRequest):
+    code = "ENTRY_MISMATCH"
+    status = 422
+    message_zh = "请求与收费入口的配置不一致"
+    message_en = "The request does not match its entry's configuration"
+
+
+class ChannelNotAllowed(Forbidden):
+    code = "CHANNEL_NOT_ALLOWED"
+    message_zh = "该收费入口不允许使用此支付渠道或支付方式"
+    message_en = "The entry does not allow this channel or method"
+
+
+class ChannelDisabled(BadRequest):
+    code = "CHANNEL_DISABLED"
+    status = 422
+    message_zh = "支付渠道或支付方式已停用"
+    message_en = "The channel or method is disabled"
+
+
 ALL_ERRORS: list[type[YinyiError]] = []
 
 

@@ -34,13 +34,15 @@ class Registry:
     def enabled_channels(self) -> list[str]:
         return [c for c in self.channels if c not in self.disabled_channels]
 
-    def detect_channel(self, auth_code: str) -> str:
-        """Tell the channel from a payment code's digits (付款码识别)."""
-        hits = [cid for cid in self.enabled_channels() if self.channels[cid].matches_auth_code(auth_code)]
+    def detect_channel(self, auth_code: str, also_disabled: set[str] | None = None) -> str:
+        """Tell the channel from a payment code's digits (付款码识别), among enabled channels."""
+        off = also_disabled or set()
+        hits = [cid for cid in self.enabled_channels() if cid not in off
+                and self.channels[cid].matches_auth_code(auth_code)]
         if len(hits) == 1:
             return hits[0]
         accepted = {cid: self.channels[cid].auth_code_hint for cid in self.enabled_channels()
-                    if self.channels[cid].auth_code_pattern is not None}
+                    if self.channels[cid].auth_code_pattern is not None and cid not in off}
         raise UnrecognisedAuthCode(
             "the payment code matches no enabled channel" if not hits
             else f"the payment code matches several channels: {', '.join(hits)}",

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from ..config import Settings
 from ..core import Core
+from .admin import add_admin_routes
 from .handlers import add_routes
 from .keys import CORE
 from .middleware import access_middleware
@@ -28,5 +29,6 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None, ba
 
     app.cleanup_ctx.append(_core_ctx)
     add_routes(app)
+    add_admin_routes(app)
     core.pm.hook.yinyi_register_routes(app=app, router=app.router)
     return app

@@ -117,6 +117,7 @@ class Payment(Base):
     lease_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
     review_reason: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    collection_mode: Mapped[str] = mapped_column(String(16), default="online")  # online | fixed | offline
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -195,4 +196,70 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(String(64), nullable=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ChannelSetting(Base):
+    """Channel and method switches (渠道/支付方式启停), effective without a restart."""
+
+    __tablename__ = "channel_settings"
+    channel: Mapped[str] = mapped_column(String(40), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_methods: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Entry(Base):
+    """收费入口: campus + calling app + business type, with its channels, methods and merchants."""
+
+    __tablename__ = "entries"
+    __table_args__ = (UniqueConstraint("app_id", "code", name="uq_entries_app_code"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64))  # what callers send as "entry", e.g. kiosk-01
+    name: Mapped[str] = mapped_column(String(100))
+    app_id: Mapped[str] = mapped_column(String(40))
+    campus_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    business_type: Mapped[str] = mapped_column(String(40))
+    channels: Mapped[list[str]] = mapped_column(JSON, default=list)  # [] = every enabled channel
+    methods: Mapped[list[str]] = mapped_column(JSON, default=list)  # [] = every method
+    merchants: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # channel -> merchant id
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Notification(Base):
+    """Transactional outbox of signed notifications to calling systems (回调通知)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    app_id: Mapped[str] = mapped_column(String(40))
+    payment_id: Mapped[str] = mapped_column(String(32), index=True)
+    refund_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    event: Mapped[str] = mapped_column(String(40))  # payment.succeeded, refund.succeeded …
+    url: Mapped[str] = mapped_column(String(512))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # PENDING | DELIVERED | EXHAUSTED
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class FixedCode(Base):
+    """固定收款码: a printed QR where the patient enters the amount."""
+
+    __tablename__ = "fixed_codes"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    campus_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    business_type: Mapped[str] = mapped_column(String(40))
+    fee_item: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    merchants: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # channel -> merchant id
+    offline: Mapped[bool] = mapped_column(Boolean, default=False)  # emergency collection (离线收款) mode
+    max_amount: Mapped[int] = mapped_column(BigInteger, default=5_000_000)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

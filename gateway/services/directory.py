@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..channel import ChannelAdapter
 from ..config import new_token
-from ..db.models import App, Campus, Merchant
-from ..errors import (BusinessTypeForbidden, ConfigError, MerchantForbidden, NoMerchant,
-                      UnknownApp)
+from ..db.models import App, Campus, ChannelSetting, Entry, Merchant
+from ..errors import (BusinessTypeForbidden, ChannelDisabled, ChannelNotAllowed, ConfigError,
+                      EntryMismatch, EntryUnknown, MerchantForbidden, NoMerchant, UnknownApp)
 from ..registry import Registry
 from ..vault import Vault
 
@@ -51,6 +51,74 @@ class Directory:
         self._apps: dict[str, tuple[float, AppInfo | None]] = {}
         self._adapters: dict[str, tuple[float, str, ChannelAdapter]] = {}
         self._merchants: dict[str, tuple[float, list[Merchant]]] = {}
+        self._entries: dict[str, tuple[float, dict[str, Entry]]] = {}
+        self._switches: tuple[float, dict[str, ChannelSetting]] | None = None
+
+    def invalidate(self) -> None:
+        """Forget cached configuration in this process (others follow within the cache TTL)."""
+        self._apps.clear()
+        self._adapters.clear()
+        self._merchants.clear()
+        self._entries.clear()
+        self._switches = None
+
+    # --- channel and method switches ----------------------------------------------------
+    async def switches(self) -> dict[str, ChannelSetting]:
+        now = time.monotonic()
+        if self._switches and now - self._switches[0] < _CACHE_TTL:
+            return self._switches[1]
+        async with self.rsm() as s:
+            rows = {r.channel: r for r in (await s.execute(select(ChannelSetting))).scalars()}
+        self._switches = (now, rows)
+        return rows
+
+    async def disabled_channels(self) -> set[str]:
+        return {c for c, r in (await self.switches()).items() if not r.enabled}
+
+    async def check_switch(self, channel: str, method: str) -> None:
+        row = (await self.switches()).get(channel)
+        if row is None:
+            return
+        if not row.enabled:
+            raise ChannelDisabled(f"channel {channel} is switched off", channel=channel)
+        if method in (row.disabled_methods or []):
+            raise ChannelDisabled(f"method {method} of {channel} is switched off", channel=channel, method=method)
+
+    # --- entries (收费入口) ---------------------------------------------------------------
+    async def entries_of(self, app_id: str) -> dict[str, Entry]:
+        now = time.monotonic()
+        hit = self._entries.get(app_id)
+        if hit and now - hit[0] < _CACHE_TTL:
+            return hit[1]
+        async with self.rsm() as s:
+            rows = {e.code: e for e in (await s.execute(select(Entry).where(Entry.app_id == app_id))).scalars()}
+        self._entries[app_id] = (now, rows)
+        return rows
+
+    async def resolve_entry(self, app: AppInfo, code: str | None, *, business_type: str, campus: str | None,
+                            channel: str, method: str) -> tuple[Entry | None, str | None]:
+        """The entry a payment comes through, checked; and the campus it pays into.
+
+        An app with entries configured must name one of them; an app without any may
+        send a free-text entry label, and routing then goes by campus and business type.
+        """
+        entries = await self.entries_of(app.id)
+        if not entries:
+            return None, campus
+        entry = entries.get(code or "")
+        if entry is None or not entry.enabled:
+            raise EntryUnknown(f"entry {code!r} is not configured (or is disabled) for app {app.id}",
+                               entries=sorted(e for e, row in entries.items() if row.enabled))
+        if entry.business_type != business_type:
+            raise EntryMismatch(f"entry {entry.code} takes business type {entry.business_type!r}, "
+                                f"not {business_type!r}")
+        if campus and entry.campus_id and campus != entry.campus_id:
+            raise EntryMismatch(f"entry {entry.code} belongs to campus {entry.campus_id!r}, not {campus!r}")
+        if entry.channels and channel not in entry.channels:
+            raise ChannelNotAllowed(f"entry {entry.code} does not take {channel}", allowed=entry.channels)
+        if entry.methods and method not in entry.methods:
+            raise ChannelNotAllowed(f"entry {entry.code} does not take method {method}", allowed=entry.methods)
+        return entry, entry.campus_id or campus
 
     # --- apps ---------------------------------------------------------------------
     async def create_app(self, name: str, *, business_types: list[str] | None = None,
@@ -133,11 +201,20 @@ class Directory:
             return list((await s.execute(select(Merchant).order_by(Merchant.channel, Merchant.priority))).scalars())
 
     async def select_merchant(self, app: AppInfo, channel: str, business_type: str,
-                              campus: str | None) -> Merchant:
-        """Route a payment to a merchant: channel, campus and business type must fit, most specific first."""
+                              campus: str | None, entry: Entry | None = None) -> Merchant:
+        """Route a payment to a merchant: the entry's merchant for the channel if it names
+        one; otherwise channel, campus and business type must fit, most specific first."""
         if not app.allows_business_type(business_type):
             raise BusinessTypeForbidden(f"app {app.id} may not use business type {business_type!r}")
         rows = await self._enabled_merchants(channel)
+        if entry is not None and entry.merchants.get(channel):
+            wanted = entry.merchants[channel]
+            chosen = next((m for m in rows if m.id == wanted), None)
+            if chosen is None:
+                raise NoMerchant(f"entry {entry.code} routes {channel} to merchant {wanted}, which is disabled")
+            if not app.allows_merchant(chosen.id):
+                raise MerchantForbidden(f"app {app.id} may not use merchant {chosen.id}")
+            return chosen
         fits = [m for m in rows
                 if (m.campus_id is None or m.campus_id == campus)
                 and (not m.business_types or business_type in m.business_types)]

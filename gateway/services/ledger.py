@@ -19,8 +19,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..db.models import AuditLog, Payment, PaymentEvent, Refund, utcnow
+from ..db.models import AuditLog, Notification, Payment, PaymentEvent, Refund, utcnow
 from ..db.writer import Writer
+from ..schemas import payment_out, refund_out
 from ..statemachine import (PAYMENT_OPEN, PAYMENT_PAID, REFUND_OPEN, PaymentStatus,
                             RefundStatus, check_payment, check_refund)
 
@@ -34,6 +35,21 @@ _REF_COLS = tuple(_REF.columns)
 # constructing a statement costs more than compiling it from SQLAlchemy's cache.
 _INSERT_PAYMENT = _PAY.insert()
 _INSERT_EVENT = _EVT.insert()
+_INSERT_CALLBACK = Notification.__table__.insert()
+
+# Final states the calling system is told about (回调通知), by the outbox.
+CALLBACK_PAYMENT_STATES = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CLOSED,
+                                     PaymentStatus.REVERSED})
+CALLBACK_REFUND_STATES = frozenset({RefundStatus.SUCCEEDED, RefundStatus.FAILED})
+
+
+def _outbox(conn: Connection, *, app_id: str, payment_id: str, refund_id: str | None, event: str, url: str,
+            body: dict[str, Any], now: dt.datetime) -> None:
+    """Queue a caller notification in the transaction that made the change it reports."""
+    conn.execute(_INSERT_CALLBACK, {"app_id": app_id, "payment_id": payment_id, "refund_id": refund_id,
+                                    "event": event, "url": url, "body": body, "status": "PENDING", "attempts": 0,
+                                    "next_attempt_at": now, "lease_until": None, "last_error": None,
+                                    "created_at": now, "delivered_at": None})
 
 
 @lru_cache(maxsize=256)
@@ -126,6 +142,11 @@ class Ledger:
                 raise _Lost
             _event(conn, payment_id=payment_id, from_status=frm, to_status=to, source=source, operator=operator,
                    detail=detail or {}, created_at=now)
+            if row.notify_url and PaymentStatus(to) in CALLBACK_PAYMENT_STATES:
+                event = f"payment.{to.lower()}"
+                _outbox(conn, app_id=row.app_id, payment_id=payment_id, refund_id=None, event=event,
+                        url=row.notify_url, now=now,
+                        body={"event": event, "payment": payment_out(_payment(row)).model_dump(mode="json")})
             return row
 
         try:
@@ -255,6 +276,14 @@ class Ledger:
             _event(conn, payment_id=refund.payment_id, refund_id=refund_id, from_status=frm, to_status=to,
                    source=source, operator=operator, detail=detail or {}, created_at=now)
             pay_change = None
+            if RefundStatus(to) in CALLBACK_REFUND_STATES:
+                url = refund.notify_url or conn.execute(select(Payment.notify_url).where(
+                    Payment.id == refund.payment_id)).scalar()
+                if url:
+                    event = f"refund.{to.lower()}"
+                    _outbox(conn, app_id=refund.app_id, payment_id=refund.payment_id, refund_id=refund_id,
+                            event=event, url=url, now=now,
+                            body={"event": event, "refund": refund_out(_refund(refund)).model_dump(mode="json")})
             if to == RefundStatus.SUCCEEDED:
                 pay = conn.execute(update(Payment).where(Payment.id == refund.payment_id)
                                    .values(refunded_amount=Payment.refunded_amount + refund.amount, updated_at=now)

@@ -60,18 +60,23 @@ class PaymentService:
         self.ledger = core.ledger
 
     # --- create -----------------------------------------------------------------------
-    async def create(self, app_id: str, req: PaymentCreate) -> Payment:
+    async def create(self, app_id: str, req: PaymentCreate, *, collection_mode: str = "online") -> Payment:
         core = self.core
         app = await core.directory.get_app(app_id)
         fingerprint = request_hash({k: v for k, v in req.model_dump(mode="json").items()
                                     if k not in ("wait_seconds", "notify_url", "operator", "client_ip")})
         try:
-            channel = req.channel or core.registry.detect_channel(req.auth_code or "")
+            off = await core.directory.disabled_channels()
+            channel = req.channel or core.registry.detect_channel(req.auth_code or "", also_disabled=off)
             cls = core.registry.require(channel, _METHOD_CAP[req.method])
             if req.method == Method.CODE and req.channel and req.auth_code and not cls.matches_auth_code(req.auth_code):
                 # The code's digits contradict the named channel: refuse before any money moves.
-                core.registry.detect_channel(req.auth_code)
-            merchant = await core.directory.select_merchant(app, channel, req.business_type, req.campus)
+                core.registry.detect_channel(req.auth_code, also_disabled=off)
+            await core.directory.check_switch(channel, req.method.value)
+            entry, campus = await core.directory.resolve_entry(
+                app, req.entry, business_type=req.business_type, campus=req.campus, channel=channel,
+                method=req.method.value)
+            merchant = await core.directory.select_merchant(app, channel, req.business_type, campus, entry)
         except YinyiError:
             # A retry of a payment made before a channel or merchant was reconfigured
             # still gets its payment; only new payments are refused.
@@ -84,7 +89,7 @@ class PaymentService:
         row = Payment(
             id=new_id("P"), app_id=app.id, out_trade_no=req.out_trade_no, request_hash=fingerprint,
             channel=channel, merchant_id=merchant.id, method=req.method.value, amount=req.amount,
-            subject=req.subject, business_type=req.business_type, campus_id=req.campus, entry=req.entry,
+            subject=req.subject, business_type=req.business_type, campus_id=campus, entry=req.entry,
             operator=req.operator, notify_url=req.notify_url,
             auth_code_masked=mask_value(req.auth_code) if req.auth_code else None, openid=req.openid,
             status=PS.CREATED.value, refunded_amount=0, refund_reserved=0,
@@ -92,7 +97,8 @@ class PaymentService:
             # If this process dies before recording the channel's answer, the
             # resolver picks the intent up after this delay and asks the channel.
             next_check_at=now + dt.timedelta(seconds=cls.code_poll_schedule[0] if req.method == Method.CODE else 30),
-            check_count=0, needs_review=False, reverse_requested=False, created_at=now, updated_at=now)
+            check_count=0, needs_review=False, reverse_requested=False, collection_mode=collection_mode,
+            created_at=now, updated_at=now)
         payment, created = await self.ledger.insert_payment(row)
         if not created:  # a concurrent identical request won the unique key
             return await self._replay(payment, fingerprint, req)

@@ -1,0 +1,119 @@
+"""Admin routes (scope ``admin``): configuration, callbacks. Thin: parse, call, serialise."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..errors import ValidationFailed
+from ..services.config_admin import (AppIn, AppPatch, CampusIn, ChannelSwitch, EntryIn, EntryPatch,
+                                     MerchantIn, MerchantPatch)
+from .handlers import json_response, parse
+from .keys import CORE, REQUEST_APP
+
+
+def actor(request: web.Request) -> str:
+    """Who did it: the admin app, and the person at it when the caller says (X-Operator)."""
+    op = request.headers.get("X-Operator", "").strip()[:64]
+    return f"{request[REQUEST_APP].id}:{op}" if op else request[REQUEST_APP].id
+
+
+async def campuses(request: web.Request) -> web.Response:
+    return json_response({"items": await request.app[CORE].config.list_campuses()})
+
+
+async def put_campus(request: web.Request) -> web.Response:
+    body = await parse(request, CampusIn)
+    return json_response(await request.app[CORE].config.put_campus(actor(request), request.match_info["id"], body))
+
+
+async def merchants(request: web.Request) -> web.Response:
+    return json_response({"items": await request.app[CORE].config.list_merchants()})
+
+
+async def create_merchant(request: web.Request) -> web.Response:
+    body = await parse(request, MerchantIn)
+    return json_response(await request.app[CORE].config.create_merchant(actor(request), body), status=201)
+
+
+async def patch_merchant(request: web.Request) -> web.Response:
+    body = await parse(request, MerchantPatch)
+    return json_response(await request.app[CORE].config.patch_merchant(actor(request), request.match_info["id"], body))
+
+
+async def entries(request: web.Request) -> web.Response:
+    return json_response({"items": await request.app[CORE].config.list_entries(request.query.get("app_id"))})
+
+
+async def create_entry(request: web.Request) -> web.Response:
+    body = await parse(request, EntryIn)
+    return json_response(await request.app[CORE].config.create_entry(actor(request), body), status=201)
+
+
+async def patch_entry(request: web.Request) -> web.Response:
+    body = await parse(request, EntryPatch)
+    return json_response(await request.app[CORE].config.patch_entry(actor(request), request.match_info["id"], body))
+
+
+async def channels(request: web.Request) -> web.Response:
+    return json_response({"items": await request.app[CORE].config.list_channels()})
+
+
+async def switch_channel(request: web.Request) -> web.Response:
+    body = await parse(request, ChannelSwitch)
+    return json_response({"items": await request.app[CORE].config.switch_channel(
+        actor(request), request.match_info["channel"], body)})
+
+
+async def apps(request: web.Request) -> web.Response:
+    return json_response({"items": await request.app[CORE].config.list_apps()})
+
+
+async def create_app(request: web.Request) -> web.Response:
+    body = await parse(request, AppIn)
+    return json_response(await request.app[CORE].config.create_app(actor(request), body), status=201)
+
+
+async def patch_app(request: web.Request) -> web.Response:
+    body = await parse(request, AppPatch)
+    return json_response(await request.app[CORE].config.patch_app(actor(request), request.match_info["id"], body))
+
+
+async def rotate_secret(request: web.Request) -> web.Response:
+    return json_response(await request.app[CORE].config.rotate_secret(actor(request), request.match_info["id"]))
+
+
+async def callbacks(request: web.Request) -> web.Response:
+    q = request.query
+    try:
+        limit = int(q.get("limit", "100"))
+    except ValueError as exc:
+        raise ValidationFailed("limit must be an integer") from exc
+    return json_response(await request.app[CORE].callbacks.search(status=q.get("status"),
+                                                                  payment_id=q.get("payment_id"), limit=limit))
+
+
+async def resend_callback(request: web.Request) -> web.Response:
+    try:
+        nid = int(request.match_info["id"])
+    except ValueError as exc:
+        raise ValidationFailed("notification id must be an integer") from exc
+    return json_response(await request.app[CORE].callbacks.resend(nid, actor(request)))
+
+
+def add_admin_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/v1/admin/campuses", campuses)
+    r.add_put("/v1/admin/campuses/{id}", put_campus)
+    r.add_get("/v1/admin/merchants", merchants)
+    r.add_post("/v1/admin/merchants", create_merchant)
+    r.add_patch("/v1/admin/merchants/{id}", patch_merchant)
+    r.add_get("/v1/admin/entries", entries)
+    r.add_post("/v1/admin/entries", create_entry)
+    r.add_patch("/v1/admin/entries/{id}", patch_entry)
+    r.add_get("/v1/admin/channels", channels)
+    r.add_patch("/v1/admin/channels/{channel}", switch_channel)
+    r.add_get("/v1/admin/apps", apps)
+    r.add_post("/v1/admin/apps", create_app)
+    r.add_patch("/v1/admin/apps/{id}", patch_app)
+    r.add_post("/v1/admin/apps/{id}/rotate-secret", rotate_secret)
+    r.add_get("/v1/admin/callbacks", callbacks)
+    r.add_post("/v1/admin/callbacks/{id}/resend", resend_callback)
