@@ -18,6 +18,7 @@ from .plugins import PluginInfo, build_plugin_manager, build_registry
 from .registry import Registry
 from .services.callbacks import CallbackDispatcher
 from .services.config_admin import ConfigAdmin
+from .services.fixed_codes import FixedCodeService
 from .services.directory import Directory
 from .services.interface_log import InterfaceLogWriter
 from .services.ledger import Ledger
@@ -61,6 +62,7 @@ class Core:
         self.reviews = ReviewService(self)
         self.callbacks = CallbackDispatcher(self)
         self.config = ConfigAdmin(self)
+        self.fixed_codes = FixedCodeService(self)
         self._directory: Directory | None = None
         self._started = False
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from ..config import Settings
 from ..core import Core
 from .admin import add_admin_routes
+from .fixed import add_fixed_routes
 from .handlers import add_routes
 from .keys import CORE
 from .middleware import access_middleware
@@ -30,5 +31,6 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None, ba
     app.cleanup_ctx.append(_core_ctx)
     add_routes(app)
     add_admin_routes(app)
+    add_fixed_routes(app)
     core.pm.hook.yinyi_register_routes(app=app, router=app.router)
     return app

@@ -226,6 +226,13 @@ class Directory:
         allowed.sort(key=lambda m: (m.campus_id is None, not m.business_types, m.priority, m.id))
         return allowed[0]
 
+    async def merchant(self, merchant_id: str, channel: str) -> Merchant:
+        """One enabled merchant of a channel, by id."""
+        chosen = next((m for m in await self._enabled_merchants(channel) if m.id == merchant_id), None)
+        if chosen is None:
+            raise NoMerchant(f"merchant {merchant_id} is not an enabled {channel} merchant")
+        return chosen
+
     async def _enabled_merchants(self, channel: str) -> list[Merchant]:
         now = time.monotonic()
         hit = self._merchants.get(channel)

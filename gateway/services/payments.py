@@ -60,7 +60,9 @@ class PaymentService:
         self.ledger = core.ledger
 
     # --- create -----------------------------------------------------------------------
-    async def create(self, app_id: str, req: PaymentCreate, *, collection_mode: str = "online") -> Payment:
+    async def create(self, app_id: str, req: PaymentCreate, *, collection_mode: str = "online",
+                     merchant_id: str | None = None) -> Payment:
+        """Create a payment. ``merchant_id`` pins the merchant (fixed collection codes)."""
         core = self.core
         app = await core.directory.get_app(app_id)
         fingerprint = request_hash({k: v for k, v in req.model_dump(mode="json").items()
@@ -76,7 +78,10 @@ class PaymentService:
             entry, campus = await core.directory.resolve_entry(
                 app, req.entry, business_type=req.business_type, campus=req.campus, channel=channel,
                 method=req.method.value)
-            merchant = await core.directory.select_merchant(app, channel, req.business_type, campus, entry)
+            if merchant_id is not None:
+                merchant = await core.directory.merchant(merchant_id, channel)
+            else:
+                merchant = await core.directory.select_merchant(app, channel, req.business_type, campus, entry)
         except YinyiError:
             # A retry of a payment made before a channel or merchant was reconfigured
             # still gets its payment; only new payments are refused.
