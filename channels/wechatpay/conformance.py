@@ -23,8 +23,9 @@ class WeChatPayDriver(SimulatorDriver):
         async with self.session.post(f"{self.handle.control_url}/orders/{out_trade_no}/pay", json={}) as r:
             assert r.status == 200, await r.text()
 
-    async def inject(self, kind: str, op: str, *, when: str = "before", count: int = 1) -> None:
-        spec = {**_KINDS[kind], "path": _PATHS[op], "when": when, "count": count}
+    async def inject(self, kind: str, op: str, *, when: str = "before", count: int | None = 1,
+                     rate: float = 1.0) -> None:
+        spec = {**_KINDS[kind], "path": _PATHS[op], "when": when, "count": count, "rate": rate}
         if op == "query":
             spec["method"] = "GET"
         elif op == "pay":

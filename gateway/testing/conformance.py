@@ -64,10 +64,12 @@ class SimulatorDriver(abc.ABC):
         """The patient pays an open QR/JSAPI/H5 order."""
 
     @abc.abstractmethod
-    async def inject(self, kind: str, op: str, *, when: str = "before", count: int = 1) -> None:
-        """Break the next ``count`` calls of ``op`` ("pay", "query", "refund", "reverse",
-        "close") with ``kind`` ("timeout", "http_error", "reset", "bad_signature"),
-        ``before`` or ``after`` the simulated upstream acts."""
+    async def inject(self, kind: str, op: str, *, when: str = "before", count: int | None = 1,
+                     rate: float = 1.0) -> None:
+        """Break calls of ``op`` ("pay", "query", "refund", "reverse", "close") with
+        ``kind`` ("timeout", "http_error", "reset", "bad_signature"), ``before`` or
+        ``after`` the simulated upstream acts: the next ``count`` of them (None: no
+        limit), each with probability ``rate``."""
 
     @abc.abstractmethod
     async def clear_faults(self) -> None: ...
