@@ -1,6 +1,6 @@
-"""Payment round trip benchmark: create + pay by payment code, through the gateway to
-the WeChat Pay simulator, against a baseline measured in the same run (a bare aiohttp
-handler making the same upstream call with no ledger).
+"""Payment round trip benchmark: create + pay by payment code, through the gateway to a
+channel's simulator, against a baseline measured in the same run (a bare aiohttp
+handler making the same upstream call through the same adapter, with no ledger).
 
 Each server runs in its own process; the load generator runs here. Prints, per
 database: throughput of both (closed loop), the ratio, and at a fixed offered rate
@@ -8,7 +8,8 @@ the gateway's p50/p99 latency added over the baseline's.
 
 Targets: ratio >= 0.40; p99 added latency < 15 ms at 200 payments/s.
 
-    python bench/payment_roundtrip.py [--db sqlite,postgres] [--seconds 10] [--rate 200]
+    python bench/payment_roundtrip.py [--channels wechatpay,alipay,...] [--db sqlite,postgres]
+                                      [--seconds 10] [--rate 200]
 """
 from __future__ import annotations
 
@@ -44,9 +45,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def auth_code() -> str:
-    # 18 digits, prefix 13; the last four avoid the simulator's scripted "magic" endings (9xxx)
-    return "13" + "".join(secrets.choice("0123456789") for _ in range(12)) + "1234"
+DRIVERS = {
+    "wechatpay": "channels.wechatpay.conformance:WeChatPayDriver",
+}
+
+
+def success_code_maker(channel: str):  # type: ignore[no-untyped-def]
+    """The channel's conformance driver knows which payment codes its simulator pays at once."""
+    import importlib
+
+    mod, _, name = DRIVERS[channel].partition(":")
+    driver = getattr(importlib.import_module(mod), name)(None, None)
+    return lambda: driver.auth_code("success")
 
 
 async def wait_http(url: str, timeout: float = 30) -> None:
@@ -66,14 +76,15 @@ async def wait_http(url: str, timeout: float = 30) -> None:
 class Target:
     """How to send one payment to a server."""
 
-    def __init__(self, base: str, path: str, app: tuple[str, str] | None) -> None:
+    def __init__(self, base: str, path: str, app: tuple[str, str] | None, code) -> None:  # type: ignore[no-untyped-def]
         self.url = base + path
         self.path = path
         self.app = app
+        self.code = code
 
     async def pay(self, session: aiohttp.ClientSession) -> float:
         body = orjson.dumps({"out_trade_no": "B" + secrets.token_hex(10), "amount": 1, "subject": "bench",
-                             "business_type": "outpatient", "method": "code", "auth_code": auth_code()})
+                             "business_type": "outpatient", "method": "code", "auth_code": self.code()})
         headers = (signed_headers(self.app[0], self.app[1], "POST", self.path, body) if self.app
                    else {"Content-Type": "application/json"})
         t0 = time.perf_counter()
@@ -120,7 +131,8 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] * 1000
 
 
-async def prepare_gateway(data_dir: Path, db_url: str | None, redis_url: str | None, sim: dict) -> tuple[str, str]:
+async def prepare_gateway(data_dir: Path, db_url: str | None, redis_url: str | None, sim: dict,
+                          channel: str) -> tuple[str, str]:
     overrides: dict = {"data_dir": data_dir}
     if db_url:
         overrides["database_url"] = db_url
@@ -137,7 +149,7 @@ async def prepare_gateway(data_dir: Path, db_url: str | None, redis_url: str | N
     await core.start(background=False)
     try:
         await core.directory.upsert_campus("main", "本院区")
-        await core.directory.create_merchant(channel="wechatpay", name="bench", config=sim["merchants"][0],
+        await core.directory.create_merchant(channel=channel, name="bench", config=sim["merchants"][0],
                                              merchant_id="mch_bench")
         return await core.directory.create_app("bench caller")
     finally:
@@ -145,9 +157,9 @@ async def prepare_gateway(data_dir: Path, db_url: str | None, redis_url: str | N
 
 
 async def run_backend(name: str, db_url: str | None, redis_url: str | None, args: argparse.Namespace,
-                      sim: dict, baseline: Target, procs: list[subprocess.Popen]) -> dict:
+                      sim: dict, baseline: Target, procs: list[subprocess.Popen], channel: str) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix=f"yinyi-bench-{name}-"))
-    app = await prepare_gateway(data_dir, db_url, redis_url, sim)
+    app = await prepare_gateway(data_dir, db_url, redis_url, sim, channel)
     port = free_port()
     env = dict(os.environ, YINYI_DATA_DIR=str(data_dir), YINYI_PORT=str(port), YINYI_HOST="127.0.0.1",
                YINYI_LOG_BODIES="true")
@@ -159,7 +171,7 @@ async def run_backend(name: str, db_url: str | None, redis_url: str | None, args
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(gw_proc)
     await wait_http(f"http://127.0.0.1:{port}/v1/health")
-    gateway = Target(f"http://127.0.0.1:{port}", "/v1/payments", app)
+    gateway = Target(f"http://127.0.0.1:{port}", "/v1/payments", app, baseline.code)
     try:
         for t in (baseline, gateway):  # warm up connections, caches and the JIT-less interpreter alike
             await closed_loop(t, 1.0, 8)
@@ -171,7 +183,7 @@ async def run_backend(name: str, db_url: str | None, redis_url: str | None, args
         gw_proc.terminate()
         gw_proc.wait(10)
     return {
-        "backend": name, "baseline_tps": base_tp, "gateway_tps": gw_tp, "ratio": gw_tp / base_tp,
+        "channel": channel, "backend": name, "baseline_tps": base_tp, "gateway_tps": gw_tp, "ratio": gw_tp / base_tp,
         "rate": args.rate,
         "baseline_p50_ms": pct(base_lat, 50), "baseline_p99_ms": pct(base_lat, 99),
         "gateway_p50_ms": pct(gw_lat, 50), "gateway_p99_ms": pct(gw_lat, 99),
@@ -182,6 +194,7 @@ async def run_backend(name: str, db_url: str | None, redis_url: str | None, args
 
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--channels", default=",".join(DRIVERS))
     ap.add_argument("--db", default="sqlite,postgres")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=200.0)
@@ -192,23 +205,28 @@ async def main() -> int:
     procs: list[subprocess.Popen] = []
     results = []
     try:
-        sim_port, base_port = free_port(), free_port()
-        sim_proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_sim_server.py"), str(sim_port)],
-                                    cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        procs.append(sim_proc)
-        sim = json.loads(sim_proc.stdout.readline())  # type: ignore[union-attr]
-        cfg_path = Path(tempfile.mkstemp(suffix=".json")[1])
-        cfg_path.write_text(json.dumps(sim["merchants"][0]))
-        base_proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_baseline_server.py"), str(base_port),
-                                      str(cfg_path)], cwd=ROOT)
-        procs.append(base_proc)
-        await wait_http(f"http://127.0.0.1:{base_port}/pay")
-        baseline = Target(f"http://127.0.0.1:{base_port}", "/pay", None)
-        for name in args.db.split(","):
-            if name == "sqlite":
-                results.append(await run_backend("sqlite", None, None, args, sim, baseline, procs))
-            elif name == "postgres":
-                results.append(await run_backend("postgres+redis", PG_URL, args.redis, args, sim, baseline, procs))
+        for channel in args.channels.split(","):
+            sim_port, base_port = free_port(), free_port()
+            sim_proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_sim_server.py"), channel,
+                                         str(sim_port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            procs.append(sim_proc)
+            sim = json.loads(sim_proc.stdout.readline())  # type: ignore[union-attr]
+            cfg_path = Path(tempfile.mkstemp(suffix=".json")[1])
+            cfg_path.write_text(json.dumps(sim["merchants"][0]))
+            base_proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_baseline_server.py"), channel,
+                                          str(base_port), str(cfg_path)], cwd=ROOT)
+            procs.append(base_proc)
+            await wait_http(f"http://127.0.0.1:{base_port}/pay")
+            baseline = Target(f"http://127.0.0.1:{base_port}", "/pay", None, success_code_maker(channel))
+            for name in args.db.split(","):
+                if name == "sqlite":
+                    results.append(await run_backend("sqlite", None, None, args, sim, baseline, procs, channel))
+                elif name == "postgres":
+                    results.append(await run_backend("postgres+redis", PG_URL, args.redis, args, sim, baseline,
+                                                     procs, channel))
+            for p in (sim_proc, base_proc):
+                p.terminate()
+                p.wait(10)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -216,12 +234,12 @@ async def main() -> int:
                 p.wait(10)
     ok = True
     print("\npayment round trip (create + pay by payment code), gateway vs bare-handler baseline, same run")
-    print(f"{'backend':<16}{'base tps':>10}{'gw tps':>9}{'ratio':>7}  @{args.rate:.0f}/s: "
+    print(f"{'channel':<11}{'backend':<16}{'base tps':>10}{'gw tps':>9}{'ratio':>7}  @{args.rate:.0f}/s: "
           f"{'base p50':>9}{'base p99':>9}{'gw p50':>8}{'gw p99':>8}{'+p50':>7}{'+p99':>7}  verdict")
     for r in results:
         good = r["ratio"] >= 0.40 and r["added_p99_ms"] < 15.0
         ok &= good
-        print(f"{r['backend']:<16}{r['baseline_tps']:>10.1f}{r['gateway_tps']:>9.1f}{r['ratio']:>7.2f}  "
+        print(f"{r['channel']:<11}{r['backend']:<16}{r['baseline_tps']:>10.1f}{r['gateway_tps']:>9.1f}{r['ratio']:>7.2f}  "
               f"{'':>{len(str(int(args.rate))) + 3}}{r['baseline_p50_ms']:>9.2f}{r['baseline_p99_ms']:>9.2f}"
               f"{r['gateway_p50_ms']:>8.2f}{r['gateway_p99_ms']:>8.2f}{r['added_p50_ms']:>7.2f}"
               f"{r['added_p99_ms']:>7.2f}  {'meets targets' if good else 'MISSES targets'}")
