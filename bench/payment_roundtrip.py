@@ -47,6 +47,7 @@ def free_port() -> int:
 
 DRIVERS = {
     "wechatpay": "channels.wechatpay.conformance:WeChatPayDriver",
+    "unionpay": "channels.unionpay.conformance:UnionPayDriver",
 }
 
 

@@ -200,6 +200,10 @@ class ChannelAdapter(abc.ABC):
     # Default order lifetime for QR/JSAPI/H5 orders.
     order_ttl: ClassVar[dt.timedelta] = dt.timedelta(minutes=30)
 
+    # The gateway's callback URL for this merchant (``/v1/notify/<channel>/<merchant>``),
+    # set by the core after construction; for flows whose request carries no notify URL.
+    notify_url: str | None = None
+
     def __init__(self, config: BaseModel, session: aiohttp.ClientSession) -> None:
         self.config = config
         self.session = session

@@ -80,7 +80,8 @@ class Core:
             await self.migrate()
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.upstream_timeout_seconds),
                                           connector=aiohttp.TCPConnector(limit=200))
-        self._directory = Directory(self.sm, self.vault, self.registry, self.http, read_sm=self.rsm)
+        self._directory = Directory(self.sm, self.vault, self.registry, self.http, read_sm=self.rsm,
+                                    notify_base=f"{self.settings.effective_public_base_url}/v1/notify")
         if self.settings.redis_url:
             store = RedisNonceStore(self.settings.redis_url)
             await store.ping()

@@ -24,6 +24,7 @@ log = logging.getLogger("yinyi.plugins")
 # pyproject.toml; listing them here keeps a source checkout working uninstalled.
 BUNDLED: tuple[tuple[str, str], ...] = (
     ("wechatpay", "channels.wechatpay.plugin"),
+    ("unionpay", "channels.unionpay.plugin"),
 )
 
 REGISTRATION_HOOKS = (

@@ -42,7 +42,9 @@ class AppInfo:
 
 class Directory:
     def __init__(self, sm: async_sessionmaker[AsyncSession], vault: Vault, registry: Registry,
-                 http: aiohttp.ClientSession, read_sm: async_sessionmaker[AsyncSession] | None = None) -> None:
+                 http: aiohttp.ClientSession, read_sm: async_sessionmaker[AsyncSession] | None = None,
+                 notify_base: str = "http://127.0.0.1:8080/v1/notify") -> None:
+        self.notify_base = notify_base.rstrip("/")
         self.sm = sm
         self.rsm = read_sm or sm
         self.vault = vault
@@ -261,5 +263,6 @@ class Directory:
         cls = self.registry.channel(m.channel)
         config = cls.config_model.model_validate(self.vault.decrypt_json(m.config_enc))
         adapter = cls(config, self.http)
+        adapter.notify_url = f"{self.notify_base}/{m.channel}/{merchant_id}"
         self._adapters[merchant_id] = (now, digest, adapter)
         return adapter

@@ -29,7 +29,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import datetime as dt
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +41,7 @@ from pydantic import SecretStr
 from ..channel import (Capability, ChannelAdapter, Method, NotifyKind, PayRequest, PayResult, RefundRequest,
                        RefundStatus, TradeStatus)
 from ..errors import NotifyRejected, UpstreamError, YinyiError
+from ..services.payments import new_id
 
 PAID = (TradeStatus.SUCCEEDED, TradeStatus.REFUNDED)
 
@@ -97,7 +97,7 @@ class Rig:
     cls: type[ChannelAdapter]
 
     def pay_request(self, method: Method, amount: int = 1000, **kw: Any) -> PayRequest:
-        base: dict[str, Any] = {"out_trade_no": "K" + secrets.token_hex(10), "amount": amount, "subject": "conformance",
+        base: dict[str, Any] = {"out_trade_no": new_id("K"), "amount": amount, "subject": "conformance",
                                 "method": method, "notify_url": self.notify_url}
         if method == Method.JSAPI:
             base["openid"] = kw.pop("openid", "oConformanceOpenId0000000000")
@@ -282,7 +282,7 @@ class ChannelConformance:
             assert r.status == truth or (r.status in PAID and truth in PAID)
 
     async def test_query_of_unknown_order_is_not_found(self, rig: Rig) -> None:
-        r = await rig.adapter.query("K" + secrets.token_hex(10))
+        r = await rig.adapter.query(new_id("K"))
         assert r.status == TradeStatus.NOT_FOUND
 
     # --- QR / JSAPI / H5, close, notify -----------------------------------------------------
@@ -345,7 +345,7 @@ class ChannelConformance:
     async def test_full_refund(self, rig: Rig) -> None:
         _needs(rig, Capability.REFUND)
         pay = await rig.paid_order(1000)
-        rr = RefundRequest(out_trade_no=pay.out_trade_no, out_refund_no="KR" + secrets.token_hex(8), amount=1000,
+        rr = RefundRequest(out_trade_no=pay.out_trade_no, out_refund_no=new_id("Q"), amount=1000,
                            total=1000, reason="conformance", notify_url=rig.notify_url)
         assert await self._refund_done(rig, rr) == RefundStatus.SUCCEEDED
 
@@ -354,7 +354,7 @@ class ChannelConformance:
         pay = await rig.paid_order(1000)
 
         def rr(amount: int) -> RefundRequest:
-            return RefundRequest(out_trade_no=pay.out_trade_no, out_refund_no="KR" + secrets.token_hex(8),
+            return RefundRequest(out_trade_no=pay.out_trade_no, out_refund_no=new_id("Q"),
                                  amount=amount, total=1000, notify_url=rig.notify_url)
 
         assert await self._refund_done(rig, rr(300)) == RefundStatus.SUCCEEDED
@@ -369,7 +369,7 @@ class ChannelConformance:
     async def test_refund_retry_with_same_number_refunds_once(self, rig: Rig) -> None:
         _needs(rig, Capability.PARTIAL_REFUND)
         pay = await rig.paid_order(1000)
-        req = RefundRequest(out_trade_no=pay.out_trade_no, out_refund_no="KR" + secrets.token_hex(8), amount=600,
+        req = RefundRequest(out_trade_no=pay.out_trade_no, out_refund_no=new_id("Q"), amount=600,
                             total=1000, notify_url=rig.notify_url)
         assert await self._refund_done(rig, req) == RefundStatus.SUCCEEDED
         try:
@@ -377,7 +377,7 @@ class ChannelConformance:
             assert again == RefundStatus.SUCCEEDED
         except YinyiError as exc:
             assert not isinstance(exc, UpstreamError)
-        other = RefundRequest(out_trade_no=pay.out_trade_no, out_refund_no="KR" + secrets.token_hex(8), amount=600,
+        other = RefundRequest(out_trade_no=pay.out_trade_no, out_refund_no=new_id("Q"), amount=600,
                               total=1000, notify_url=rig.notify_url)
         try:
             assert await self._refund_done(rig, other) == RefundStatus.FAILED  # 400 left, not 600

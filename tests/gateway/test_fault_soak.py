@@ -24,6 +24,7 @@ from tests.conftest import start_gateway, stop_gateway, wait_for
 # channel id -> "module:DriverClass" of its simulator driver
 DRIVERS = {
     "wechatpay": "channels.wechatpay.conformance:WeChatPayDriver",
+    "unionpay": "channels.unionpay.conformance:UnionPayDriver",
 }
 PAID = {TradeStatus.SUCCEEDED, TradeStatus.REFUNDED}
 EXPECTED = {TradeStatus.SUCCEEDED: {"SUCCEEDED", "PARTIALLY_REFUNDED", "REFUNDED"},

@@ -1,0 +1,18 @@
+"""Registers the UnionPay QuickPass channel and its simulator with yinyi."""
+from __future__ import annotations
+
+from gateway import hookimpl
+from gateway.registry import Registrar
+
+from .adapter import UnionPayChannel
+from .simulator import start_simulator
+
+
+@hookimpl
+def yinyi_register_channels(register: Registrar) -> None:
+    register.add_channel(UnionPayChannel)
+
+
+@hookimpl
+def yinyi_register_simulators(register: Registrar) -> None:
+    register.add_simulator("unionpay", start_simulator)
