@@ -30,6 +30,17 @@ SANDBOX_APPS = (
 )
 
 
+# Stable simulator ports (gateway port + offset) so an integrator's settings survive restarts.
+_SIM_PORTS = {"wechatpay": 1, "alipay": 2, "unionpay": 3, "ecny": 4}
+
+
+def _sim_port_offset(channel: str, all_channels: dict[str, Any]) -> int:
+    if channel in _SIM_PORTS:
+        return _SIM_PORTS[channel]
+    others = sorted(c for c in all_channels if c not in _SIM_PORTS)
+    return 10 + others.index(channel)
+
+
 async def _ensure_app(core: Core, app_id: str, name: str, scopes: list[str]) -> dict[str, str]:
     if not await core.directory.app_exists(app_id):
         await core.directory.create_app(name, app_id=app_id, scopes=scopes)
@@ -65,8 +76,8 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, data_dir: str | No
     simulators: dict[str, Any] = {}
     runner: web.AppRunner | None = None
     try:
-        for i, (channel, factory) in enumerate(sorted(core.registry.simulators.items()), start=1):
-            simulators[channel] = await factory(host, port + i)
+        for channel, factory in sorted(core.registry.simulators.items()):
+            simulators[channel] = await factory(host, port + _sim_port_offset(channel, core.registry.simulators))
         sandbox = await setup_sandbox(core, simulators)
         app = create_app(core=core)
         runner = web.AppRunner(app, access_log=None)
