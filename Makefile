@@ -20,6 +20,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+	cd examples/hello_bank && $(abspath $(PY)) -m pytest -q
 
 test-services: $(STAMP)
 	YINYI_TEST_DATABASE_URL=$(PG_URL) YINYI_TEST_REDIS_URL=$(REDIS_URL) $(PY) -m pytest -q

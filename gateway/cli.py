@@ -117,8 +117,9 @@ def plugins(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"plugins": rows, "channels": channels}, ensure_ascii=False))
         return
+    width = max([12, *(len(p["source"]) for p in rows)])
     for p in rows:
-        click.echo(f"{p['name']:<16} {p['version']:<10} {p['source']:<12} {p['module']}")
+        click.echo(f"{p['name']:<16} {p['version']:<10} {p['source']:<{width}} {p['module']}")
         click.echo(f"{'':<16} hooks: {', '.join(p['hooks'])}")
     for cid, caps in channels.items():
         click.echo(f"channel {cid}: {', '.join(caps)}")

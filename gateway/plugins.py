@@ -104,6 +104,8 @@ def build_plugin_manager(disabled: list[str] | None = None, trace: bool = False,
         _register(ep.name, module, dist or "entry point", _version_of(dist))
 
     for name, module in extra_plugins or []:
+        if pm.has_plugin(name) and pm.get_plugin(name) is module:
+            continue  # already loaded from its entry point (an installed package under test)
         _register(name, module, "runtime", "n/a")
 
     try:
