@@ -48,6 +48,7 @@ def free_port() -> int:
 DRIVERS = {
     "wechatpay": "channels.wechatpay.conformance:WeChatPayDriver",
     "unionpay": "channels.unionpay.conformance:UnionPayDriver",
+    "alipay": "channels.alipay.conformance:AlipayDriver",
 }
 
 

@@ -25,6 +25,7 @@ log = logging.getLogger("yinyi.plugins")
 BUNDLED: tuple[tuple[str, str], ...] = (
     ("wechatpay", "channels.wechatpay.plugin"),
     ("unionpay", "channels.unionpay.plugin"),
+    ("alipay", "channels.alipay.plugin"),
 )
 
 REGISTRATION_HOOKS = (

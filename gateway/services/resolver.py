@@ -115,6 +115,15 @@ class Resolver:
             await self._retry_later(p, f"query failed: {exc.code}")
             return
         RESOLVER_RUNS.labels(kind="payment", result=result.status.value).inc()
+        if result.status == TradeStatus.NOT_FOUND and p.method != Method.CODE.value:
+            # Some channels create a QR/H5 order only when the patient opens it: absent is
+            # not failed until the order expires, and then it is closed at the channel.
+            if p.expire_at is not None and now < p.expire_at:
+                await self.ledger.update_payment(p.id, lease_until=None, check_count=p.check_count + 1,
+                                                 next_check_at=self.next_check(p, cls, now))
+            else:
+                await self.close_at_channel(p, source="resolver")
+            return
         if result.status == TradeStatus.NOT_FOUND:
             if now - p.created_at >= dt.timedelta(seconds=core.settings.not_found_grace_seconds):
                 await self.ledger.transition_payment(

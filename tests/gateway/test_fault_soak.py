@@ -25,6 +25,7 @@ from tests.conftest import start_gateway, stop_gateway, wait_for
 DRIVERS = {
     "wechatpay": "channels.wechatpay.conformance:WeChatPayDriver",
     "unionpay": "channels.unionpay.conformance:UnionPayDriver",
+    "alipay": "channels.alipay.conformance:AlipayDriver",
 }
 PAID = {TradeStatus.SUCCEEDED, TradeStatus.REFUNDED}
 EXPECTED = {TradeStatus.SUCCEEDED: {"SUCCEEDED", "PARTIALLY_REFUNDED", "REFUNDED"},
