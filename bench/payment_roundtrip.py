@@ -49,6 +49,7 @@ DRIVERS = {
     "wechatpay": "channels.wechatpay.conformance:WeChatPayDriver",
     "unionpay": "channels.unionpay.conformance:UnionPayDriver",
     "alipay": "channels.alipay.conformance:AlipayDriver",
+    "ecny": "plugins.banks.refbank.conformance:RefBankDriver",
 }
 
 

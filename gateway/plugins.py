@@ -26,6 +26,8 @@ BUNDLED: tuple[tuple[str, str], ...] = (
     ("wechatpay", "channels.wechatpay.plugin"),
     ("unionpay", "channels.unionpay.plugin"),
     ("alipay", "channels.alipay.plugin"),
+    ("ecny", "channels.ecny.plugin"),
+    ("refbank", "plugins.banks.refbank.plugin"),
 )
 
 REGISTRATION_HOOKS = (

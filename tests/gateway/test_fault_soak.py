@@ -26,6 +26,7 @@ DRIVERS = {
     "wechatpay": "channels.wechatpay.conformance:WeChatPayDriver",
     "unionpay": "channels.unionpay.conformance:UnionPayDriver",
     "alipay": "channels.alipay.conformance:AlipayDriver",
+    "ecny": "plugins.banks.refbank.conformance:RefBankDriver",
 }
 PAID = {TradeStatus.SUCCEEDED, TradeStatus.REFUNDED}
 EXPECTED = {TradeStatus.SUCCEEDED: {"SUCCEEDED", "PARTIALLY_REFUNDED", "REFUNDED"},
