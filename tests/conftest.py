@@ -22,7 +22,7 @@ from gateway.config import Settings
 from gateway.core import Core
 from gateway.demo import setup_sandbox
 from gateway.testing import SignedClient
-from gateway.testing.pytest_plugin import make_test_settings
+from gateway.testing.pytest_plugin import make_test_settings, reset_test_databases
 
 PG_URL = os.environ.get("YINYI_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("YINYI_TEST_REDIS_URL")
@@ -47,26 +47,6 @@ def _reset_pg_schema(url: str) -> None:
             await conn.close()
 
     asyncio.run(run())
-
-
-async def _truncate_pg(core: Core) -> None:
-    from sqlalchemy import text
-
-    from gateway.db.models import Base
-
-    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    async with core.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
-
-
-async def _flush_redis() -> None:
-    import redis.asyncio as aioredis
-
-    r = aioredis.from_url(REDIS_URL)  # type: ignore[arg-type]
-    try:
-        await r.flushdb()
-    finally:
-        await r.aclose()
 
 
 def free_port() -> int:
@@ -105,10 +85,8 @@ async def start_gateway(settings: Settings, simulators: dict[str, Any], *, backg
                         fresh: bool = True) -> tuple[Gateway, web.AppRunner]:
     core = Core(settings)
     await core.migrate()
-    if fresh and settings.database_url and settings.database_url.startswith("postgresql"):
-        await _truncate_pg(core)
-    if fresh and settings.redis_url:
-        await _flush_redis()
+    if fresh:
+        await reset_test_databases(settings, core.engine)
     await core.start(background=background, run_migrations=False)
     sandbox = await setup_sandbox(core, simulators)
     app = create_app(core=core)

@@ -23,6 +23,10 @@ log = logging.getLogger("yinyi.interface_log")
 _MAX_BODY = 4000
 
 
+def _cut(value: str | None, n: int) -> str | None:
+    return value[:n] if value else value
+
+
 def _body(data: Any) -> str | None:
     if data is None:
         return None
@@ -54,11 +58,13 @@ class InterfaceLogWriter:
                http_status: int | None = None, app_id: str | None = None, channel: str | None = None,
                merchant_id: str | None = None, payment_id: str | None = None, error_code: str | None = None,
                request: Any = None, response: Any = None) -> None:
+        # Bounded to the columns' sizes: some values come from callers (X-App-Id), and
+        # one oversized value would otherwise fail the whole batch on PostgreSQL.
         self._queue.append({
-            "direction": direction, "interface": interface, "outcome": outcome,
-            "latency_ms": round(latency_ms, 3), "http_status": http_status, "app_id": app_id,
-            "channel": channel, "merchant_id": merchant_id, "payment_id": payment_id,
-            "error_code": error_code,
+            "direction": direction, "interface": interface[:96], "outcome": outcome,
+            "latency_ms": round(latency_ms, 3), "http_status": http_status, "app_id": _cut(app_id, 40),
+            "channel": _cut(channel, 40), "merchant_id": _cut(merchant_id, 40), "payment_id": _cut(payment_id, 32),
+            "error_code": _cut(error_code, 64),
             "request_body": _body(request) if self.log_bodies else None,
             "response_body": _body(response) if self.log_bodies else None,
             "created_at": utcnow(),

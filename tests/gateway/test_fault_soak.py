@@ -62,12 +62,18 @@ async def test_twenty_percent_faults_every_payment_settles_to_the_truth(settings
     driver = _driver_class(channel)(handle, control)
     rnd = random.Random(20261125)
     try:
-        for op in ("pay", "query", "refund", "reverse", "close"):
-            for kind in ("timeout", "http_error", "reset", "bad_signature"):
-                await driver.inject(kind, op, when=rnd.choice(["before", "after"]), count=None, rate=0.05)
+        kinds = ["timeout", "http_error", "reset", "bad_signature"]
+
+        async def faults_for_round(round_no: int) -> None:
+            # One kind at a time at 20% on every operation; the kinds rotate between rounds.
+            await driver.clear_faults()
+            for op in ("pay", "query", "refund", "reverse", "close"):
+                await driver.inject(kinds[round_no % 4], op, when=rnd.choice(["before", "after"]), count=None,
+                                    rate=0.2)
+
         use_code = cls.supports(Capability.CODE)
         bodies = []
-        for i in range(30):
+        for i in range(40):
             body = {"out_trade_no": f"S{i:03d}", "amount": 500 + i, "subject": "soak", "business_type": "outpatient",
                     "campus": "main"}
             if use_code:
@@ -87,7 +93,10 @@ async def test_twenty_percent_faults_every_payment_settles_to_the_truth(settings
                     return p
             return None
 
-        results = await asyncio.gather(*(one(b) for b in bodies))
+        results: list[Any] = []
+        for round_no in range(4):
+            await faults_for_round(round_no)
+            results += await asyncio.gather(*(one(b) for b in bodies[round_no::4]))
         if not use_code:
             for p in results:
                 if p and p["status"] == "PAYING":
@@ -129,7 +138,7 @@ async def test_twenty_percent_faults_every_payment_settles_to_the_truth(settings
         outbound = sum(r["total"] for r in stats if r["direction"] == "out")
         print(f"\n{channel}: {outbound} upstream calls, {abnormal} broken;",
               {st: sum(1 for p in rows if p.status == st) for st in {p.status for p in rows}})
-        assert abnormal >= 5, "the faults hardly fired"
+        assert abnormal >= 4, "the faults hardly fired"
         assert any(p.status in ("SUCCEEDED", "PARTIALLY_REFUNDED") for p in rows)
     finally:
         await control.close()

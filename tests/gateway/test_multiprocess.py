@@ -17,7 +17,8 @@ import pytest
 from gateway.core import Core
 from gateway.demo import setup_sandbox
 from gateway.testing import SignedClient
-from tests.conftest import _flush_redis, _truncate_pg, free_port, wait_for
+from gateway.testing.pytest_plugin import reset_test_databases
+from tests.conftest import free_port, wait_for
 from tests.gateway.procs import GatewayProcess
 from tests.gateway.test_payments import pay_body
 
@@ -25,10 +26,7 @@ from tests.gateway.test_payments import pay_body
 async def _prepare(settings, wechat_sim) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     core = Core(settings)
     await core.migrate()
-    if settings.database_url and settings.database_url.startswith("postgresql"):
-        await _truncate_pg(core)
-    if settings.redis_url:
-        await _flush_redis()
+    await reset_test_databases(settings, core.engine)
     await core.start(background=False, run_migrations=False)
     try:
         return await setup_sandbox(core, {"wechatpay": wechat_sim})

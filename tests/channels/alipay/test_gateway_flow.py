@@ -27,7 +27,7 @@ from gateway.core import Core
 from gateway.demo import setup_sandbox
 from gateway.plugins import BUNDLED
 from gateway.testing import SignedClient
-from gateway.testing.pytest_plugin import make_test_settings
+from gateway.testing.pytest_plugin import make_test_settings, reset_test_databases
 
 from .conftest import eventually
 
@@ -73,6 +73,7 @@ async def gw(tmp_path: Path) -> AsyncIterator[Gw]:
     handle.simulator.notifier.retry_delays = [0.2, 0.5]
     core = Core(settings, extra_plugins=_extra_plugins())
     await core.migrate()
+    await reset_test_databases(settings, core.engine)
     await core.start(background=True, run_migrations=False)
     sandbox = await setup_sandbox(core, {"alipay": handle})
     runner = web.AppRunner(create_app(core=core), access_log=None)

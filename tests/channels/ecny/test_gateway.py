@@ -25,7 +25,8 @@ from gateway.demo import setup_sandbox
 from gateway.plugins import BUNDLED
 from gateway.testing import SignedClient
 from plugins.banks.refbank.simulator import RefBankSimHandle, start_simulator
-from tests.conftest import REDIS_URL, Gateway, _flush_redis, _truncate_pg, stop_gateway, wait_for
+from gateway.testing.pytest_plugin import reset_test_databases
+from tests.conftest import Gateway, stop_gateway, wait_for
 
 from .conftest import ecny_code
 
@@ -49,10 +50,7 @@ async def ecny_sim() -> AsyncIterator[RefBankSimHandle]:
 async def egw(settings: Settings, ecny_sim: RefBankSimHandle) -> AsyncIterator[Gateway]:
     core = Core(settings, extra_plugins=extra_plugins())
     await core.migrate()
-    if settings.database_url and settings.database_url.startswith("postgresql"):
-        await _truncate_pg(core)
-    if REDIS_URL and settings.redis_url:
-        await _flush_redis()
+    await reset_test_databases(settings, core.engine)
     await core.start(run_migrations=False)
     sandbox = await setup_sandbox(core, {"ecny": ecny_sim})
     runner = web.AppRunner(create_app(core=core), access_log=None)

@@ -16,7 +16,7 @@ from gateway.api.app import create_app
 from gateway.core import Core
 from gateway.demo import setup_sandbox
 from gateway.testing import SignedClient
-from gateway.testing.pytest_plugin import make_test_settings
+from gateway.testing.pytest_plugin import make_test_settings, reset_test_databases
 from tests.conftest import free_port, wait_for
 
 from .conftest import code
@@ -43,6 +43,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     sim.simulator.notifier.retry_delays = [0.2, 0.5]
     core = Core(settings, extra_plugins=[("unionpay", unionpay_plugin)])
     await core.migrate()
+    await reset_test_databases(settings, core.engine)
     await core.start(background=True, run_migrations=False)
     sandbox = await setup_sandbox(core, {"unionpay": sim})
     runner = web.AppRunner(create_app(core=core), access_log=None)
