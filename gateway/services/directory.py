@@ -156,12 +156,6 @@ class Directory:
             raise UnknownApp(f"app {app_id!r} is unknown or disabled")
         return info
 
-    async def set_app_enabled(self, app_id: str, enabled: bool) -> None:
-        async with self.sm() as s:
-            await s.execute(update(App).where(App.id == app_id).values(enabled=enabled))
-            await s.commit()
-        self._apps.pop(app_id, None)
-
     # --- campuses and merchants ------------------------------------------------------
     async def upsert_campus(self, campus_id: str, name: str) -> None:
         async with self.sm() as s:

@@ -253,11 +253,6 @@ class Ledger:
             return (await s.execute(select(Refund).where(
                 Refund.app_id == app_id, Refund.out_refund_no == out_refund_no))).scalar_one_or_none()
 
-    async def refunds_of(self, payment_id: str) -> list[Refund]:
-        async with self.rsm() as s:
-            return list((await s.execute(select(Refund).where(Refund.payment_id == payment_id)
-                                         .order_by(Refund.created_at))).scalars())
-
     async def transition_refund(self, refund_id: str, frm: str, to: str, *, source: str,
                                 operator: str | None = None, detail: dict[str, Any] | None = None,
                                 **fields: Any) -> bool:

@@ -153,7 +153,7 @@ class PaymentService:
             await asyncio.sleep(min(2.0, max(0.1, deadline - asyncio.get_running_loop().time())))
             payment = await self._reload(payment.id)
             if payment.status in PAYMENT_OPEN:
-                await self.core.resolver.settle_payment_now(payment)
+                await self.core.resolver.settle_payment(payment)
                 payment = await self._reload(payment.id)
         return payment
 

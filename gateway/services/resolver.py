@@ -95,10 +95,6 @@ class Resolver:
             log.exception("resolver could not settle %s %s", kind, ident)
             RESOLVER_RUNS.labels(kind=kind, result="error").inc()
 
-    async def settle_payment_now(self, p: Payment) -> None:
-        """Query and settle one payment immediately (used while a caller waits)."""
-        await self.settle_payment(p)
-
     # --- payments -----------------------------------------------------------------------
     async def settle_payment(self, p: Payment) -> None:
         core = self.core
