@@ -142,7 +142,11 @@ def demo(host: str, port: int, data_dir: str | None) -> None:
 @click.argument("body", required=False, default="")
 @click.option("--sandbox", default="var/sandbox.json", help="sandbox.json with the caller credentials")
 @click.option("--base-url", default=None)
-def call(method: str, path: str, body: str, sandbox: str, base_url: str | None) -> None:
+@click.option("--admin", "as_admin", is_flag=True, help="Sign as the sandbox admin app")
+@click.option("--operator", default=None, help="The person at the admin app (X-Operator)")
+@click.option("--roles", default=None, help="The operator's roles, comma-separated (X-Operator-Roles)")
+def call(method: str, path: str, body: str, sandbox: str, base_url: str | None, as_admin: bool,
+         operator: str | None, roles: str | None) -> None:
     """Send one signed request, e.g. yinyi call POST /v1/payments '{...}'."""
     import urllib.request
 
@@ -151,7 +155,12 @@ def call(method: str, path: str, body: str, sandbox: str, base_url: str | None) 
     with open(sandbox, encoding="utf-8") as fh:
         sb = json.load(fh)
     raw = body.encode()
-    headers = signed_headers(sb["caller"]["app_id"], sb["caller"]["secret"], method, path, raw)
+    who = sb["admin"] if as_admin else sb["caller"]
+    headers = signed_headers(who["app_id"], who["secret"], method, path, raw)
+    if operator:
+        headers["X-Operator"] = operator
+    if roles:
+        headers["X-Operator-Roles"] = roles
     req = urllib.request.Request((base_url or sb["gateway"]["base_url"]) + path, data=raw or None,
                                  headers=headers, method=method.upper())
     try:
@@ -160,6 +169,15 @@ def call(method: str, path: str, body: str, sandbox: str, base_url: str | None) 
     except urllib.error.HTTPError as exc:
         click.echo(exc.read().decode())
         sys.exit(1)
+
+
+def _builtin_groups() -> None:
+    from .cli_his import his
+
+    cli.add_command(his)
+
+
+_builtin_groups()
 
 
 def _plugin_commands() -> None:

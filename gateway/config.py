@@ -50,6 +50,22 @@ class Settings(BaseSettings):
                                        description="Deliveries of a caller notification before it is exhausted")
     not_found_grace_seconds: float = Field(default=60.0, ge=0,
                                            description="How long an order the channel has never seen may still appear")
+    his_worker_interval_seconds: float = Field(default=0.5, gt=0, description="Write-back and case worker pace")
+    his_writeback_retry_waits: list[float] = Field(default_factory=lambda: [0.5, 1.5],
+                                                   description="Seconds between the quick write-back attempts")
+    his_writeback_slow_interval_seconds: float = Field(default=30.0, gt=0,
+                                                       description="First slow retry after a failed write-back round")
+    his_writeback_slow_max_seconds: float = Field(default=600.0, gt=0)
+    his_writeback_max_rounds: int = Field(default=200, ge=1, description="Slow rounds before only staff may retry")
+    single_sided_auto_refund_minutes: float = Field(default=30.0, ge=0,
+                                                    description="Refund small single-sided cases this long after opening")
+    single_sided_auto_refund_max: int = Field(default=20000, ge=0,
+                                              description="Largest amount (fen) refunded without approval; 0 = never")
+    approval_tiers: list[dict[str, Any]] = Field(
+        default_factory=lambda: [{"max_amount": 100000, "role": "finance"},
+                                 {"max_amount": None, "role": "finance_director"}],
+        description="审核区间: the role needed, by amount (fen); the first tier whose max_amount covers it")
+    notice_max_attempts: int = Field(default=10, ge=1, le=100)
     disabled_plugins: list[str] = Field(default_factory=list)
     disabled_channels: list[str] = Field(default_factory=list)
     trace_hooks: bool = False

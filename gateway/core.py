@@ -16,7 +16,12 @@ from .metrics import PAYMENT_TRANSITIONS
 from .nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from .plugins import PluginInfo, build_plugin_manager, build_registry
 from .registry import Registry
+from .services.approvals import ApprovalService
 from .services.callbacks import CallbackDispatcher
+from .services.cases import CaseService
+from .services.his_systems import HisSystems
+from .services.notices import NoticeService
+from .services.writeback import WritebackService
 from .services.config_admin import ConfigAdmin
 from .services.fixed_codes import FixedCodeService
 from .services.directory import Directory
@@ -63,6 +68,11 @@ class Core:
         self.callbacks = CallbackDispatcher(self)
         self.config = ConfigAdmin(self)
         self.fixed_codes = FixedCodeService(self)
+        self.his = HisSystems(self)
+        self.notices = NoticeService(self)
+        self.approvals = ApprovalService(self)
+        self.writebacks = WritebackService(self)
+        self.cases = CaseService(self)
         self._directory: Directory | None = None
         self._started = False
 
@@ -90,11 +100,18 @@ class Core:
         if background and self.settings.resolver_enabled:
             self.resolver.start()
             self.callbacks.start()
+            self.writebacks.start()
+            self.cases.start()
+            self.notices.start()
         self._started = True
 
     async def stop(self) -> None:
         await self.resolver.stop()
         await self.callbacks.stop()
+        await self.writebacks.stop()
+        await self.cases.stop()
+        await self.notices.stop()
+        await self.his.aclose()
         await self.ilog.stop()
         await self.nonces.close()
         if self.http is not None:

@@ -65,6 +65,32 @@ async def setup_sandbox(core: Core, simulators: dict[str, Any]) -> dict[str, Any
     return {"simulators": sims, "caller": apps[0], "admin": apps[1]}
 
 
+_HIS_SIM_PORTS = {"his-rest": 20, "his-soap": 21}
+
+
+async def setup_his(core: Core, his_sims: dict[str, Any]) -> dict[str, Any]:
+    """Configure the sandbox business systems pointing at the HIS simulators."""
+    from .services.his_systems import SystemIn
+
+    out: dict[str, Any] = {}
+    for name, handle in his_sims.items():
+        systems = []
+        for cfg in handle.system_configs():
+            await core.his.put("demo", cfg["id"], SystemIn(
+                name=cfg["name"], adapter=cfg["adapter"], business_types=cfg.get("business_types", []),
+                config=cfg["config"], **({"options": cfg["options"]} if cfg.get("options") else {})))
+            systems.append(cfg["id"])
+        hospital = getattr(handle, "hospital", None)
+        sample = None
+        if hospital is not None:
+            for patient in hospital.patients.values():
+                if hospital.pending(patient.patient_id):
+                    sample = {"patient_id": patient.patient_id, "card_no": patient.card_no}
+                    break
+        out[name] = {**handle.info.model_dump(mode="json"), "systems": systems, "sample_patient": sample}
+    return out
+
+
 async def run_demo(host: str = "127.0.0.1", port: int = 8080, data_dir: str | None = None,
                    ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> dict[str, Any]:
     overrides: dict[str, Any] = {"host": host, "port": port}
@@ -74,11 +100,15 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, data_dir: str | No
     core = Core(settings)
     await core.start()
     simulators: dict[str, Any] = {}
+    his_sims: dict[str, Any] = {}
     runner: web.AppRunner | None = None
     try:
         for channel, factory in sorted(core.registry.simulators.items()):
             simulators[channel] = await factory(host, port + _sim_port_offset(channel, core.registry.simulators))
+        for i, (name, factory) in enumerate(sorted(core.registry.his_simulators.items())):
+            his_sims[name] = await factory(host, port + _HIS_SIM_PORTS.get(name, 25 + i))
         sandbox = await setup_sandbox(core, simulators)
+        sandbox["his"] = await setup_his(core, his_sims)
         app = create_app(core=core)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -106,7 +136,7 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, data_dir: str | No
             await runner.cleanup()  # stops the core through the app's cleanup context
         else:
             await core.stop()
-        for handle in simulators.values():
+        for handle in [*simulators.values(), *his_sims.values()]:
             await handle.stop()
 
 
@@ -121,6 +151,15 @@ def _print_banner(sandbox: dict[str, Any], path: Path) -> None:
     ]
     for channel, sim in sandbox["simulators"].items():
         lines.append(f"  simulator  {channel:<10} {sim['base_url']}   control {sim.get('control_url')}")
+    for name, sim in sandbox.get("his", {}).items():
+        lines.append(f"  business   {name:<10} {sim['base_url']}   systems {', '.join(sim['systems'])}")
+    his_demo = next((s for s in sandbox.get("his", {}).values() if s.get("sample_patient")), None)
+    if his_demo:
+        card = his_demo["sample_patient"]["card_no"]
+        lines += ["", "  pending charges (待缴费) of a sandbox patient:",
+                  f"        yinyi call GET '/v1/his/pending-charges?system={his_demo['systems'][0]}&card_no={card}'",
+                  "  pay one with \"his\": {\"system\", \"patient_id\", \"charge_ids\"} in POST /v1/payments;",
+                  "  single-sided cases: yinyi call --admin GET /v1/admin/cases"]
     lines += ["", f"  credentials for SDKs and simulators: {path}",
               "  try:  yinyi call POST /v1/payments "
               "'{\"out_trade_no\":\"demo-1\",\"amount\":1,\"subject\":\"挂号费\",\"business_type\":\"outpatient\","

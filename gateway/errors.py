@@ -280,6 +280,156 @@ class ChannelDisabled(BadRequest):
     message_en = "The channel or method is disabled"
 
 
+# --- hospital information systems (HIS) -------------------------------------------
+
+
+class HisError(UpstreamError):
+    """A call to a business system (HIS, exam, nutrition …) broke; outcome unknown."""
+
+    code = "HIS_ERROR"
+    status = 502
+    message_zh = "业务系统(HIS)调用异常，结果未知"
+    message_en = "Business system (HIS) call failed; outcome unknown"
+
+
+class HisTimeout(HisError):
+    code = "HIS_TIMEOUT"
+    status = 504
+    message_zh = "业务系统(HIS)响应超时"
+    message_en = "Business system (HIS) timed out"
+
+
+class HisUnavailable(HisError):
+    code = "HIS_UNAVAILABLE"
+    message_zh = "业务系统(HIS)不可用"
+    message_en = "Business system (HIS) unavailable (5xx, connection refused or reset)"
+
+
+class HisProtocolError(HisError):
+    code = "HIS_PROTOCOL_ERROR"
+    message_zh = "业务系统(HIS)应答格式错误或含未知状态码"
+    message_en = "Business system (HIS) answer malformed or with an unknown status code"
+
+
+class HisRejected(YinyiError):
+    """The business system answered and refused (patient unknown, bill already paid …)."""
+
+    code = "HIS_REJECTED"
+    status = 422
+    message_zh = "业务系统(HIS)拒绝了请求"
+    message_en = "The business system (HIS) refused the request"
+
+
+class HisAmountMismatch(BadRequest):
+    code = "HIS_AMOUNT_MISMATCH"
+    status = 422
+    message_zh = "支付金额与业务系统待缴金额不一致"
+    message_en = "The amount differs from what the business system says is due"
+
+
+class HisSystemUnknown(BadRequest):
+    code = "HIS_SYSTEM_UNKNOWN"
+    status = 422
+    message_zh = "业务系统不存在或已停用"
+    message_en = "Unknown or disabled business system"
+
+
+class HisNotSupported(CapabilityNotSupported):
+    code = "HIS_FLOW_NOT_SUPPORTED"
+    message_zh = "该业务系统适配器未实现此功能"
+    message_en = "The business-system adapter does not implement this function"
+
+    def __init__(self, flow: str, adapter: str) -> None:
+        super().__init__(f"{adapter} does not support {flow}", flow=flow, adapter=adapter)
+
+
+# --- approvals and cases -------------------------------------------------------------
+
+
+class ApprovalNotFound(NotFound):
+    code = "APPROVAL_NOT_FOUND"
+    message_zh = "审核申请不存在"
+    message_en = "Approval not found"
+
+
+class CaseNotFound(NotFound):
+    code = "CASE_NOT_FOUND"
+    message_zh = "单边账不存在"
+    message_en = "Single-sided case not found"
+
+
+class ApprovalForbidden(Forbidden):
+    code = "APPROVAL_FORBIDDEN"
+    message_zh = "无权审核该申请(角色不符或不能审核本人的申请)"
+    message_en = "Not allowed to decide this approval (role missing, or one's own application)"
+
+
+# --- medical insurance (NHSA platform) ----------------------------------------------
+
+
+class InsuranceRejected(YinyiError):
+    """The insurance centre answered ``infcode=-1``: it refused and did nothing.
+
+    ``detail`` is the centre's ``err_msg``, unchanged; ``extra`` carries ``infno``
+    and ``msgid`` of the refused call.
+    """
+
+    code = "INSURANCE_REJECTED"
+    status = 422
+    message_zh = "医保中心拒绝了交易"
+    message_en = "The medical-insurance centre refused the transaction"
+
+
+class InsurancePasswordFailed(InsuranceRejected):
+    code = "INSURANCE_PASSWORD_FAILED"
+    message_zh = "医保密码校验失败"
+    message_en = "Insurance password verification failed"
+
+
+class InsuranceBalanceInsufficient(InsuranceRejected):
+    code = "INSURANCE_BALANCE_INSUFFICIENT"
+    message_zh = "医保账户余额不足"
+    message_en = "Insufficient insurance account balance"
+
+
+class InsuranceAlreadyReversed(InsuranceRejected):
+    code = "INSURANCE_ALREADY_REVERSED"
+    status = 409
+    message_zh = "该医保结算已撤销"
+    message_en = "The insurance settlement is already reversed"
+
+
+class InsuranceUnknown(UpstreamError):
+    """A call to the insurance centre broke; whether it took effect is unknown.
+
+    ``extra`` carries ``infno`` and ``msgid``: undo a money call with 2601
+    (``reverse_call``) or look the visit up before trying again.
+    """
+
+    code = "INSURANCE_UNKNOWN"
+    message_zh = "医保中心调用异常，结果未知（需冲正或查询）"
+    message_en = "Insurance centre call failed; outcome unknown (reverse with 2601 or query)"
+
+
+class InsuranceTimeout(InsuranceUnknown):
+    code = "INSURANCE_TIMEOUT"
+    status = 504
+    message_zh = "医保中心响应超时"
+    message_en = "Insurance centre timed out"
+
+
+class InsuranceUnavailable(InsuranceUnknown):
+    code = "INSURANCE_UNAVAILABLE"
+    message_zh = "医保中心不可用"
+    message_en = "Insurance centre unavailable (5xx, connection refused or reset, system error)"
+
+
+class InsuranceProtocolError(InsuranceUnknown):
+    code = "INSURANCE_PROTOCOL_ERROR"
+    message_zh = "医保中心应答无法解析、签名无效或金额不平"
+    message_en = "Insurance centre answer unparseable, badly signed or not adding up"
+
+
 ALL_ERRORS: list[type[YinyiError]] = []
 
 

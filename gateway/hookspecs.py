@@ -49,14 +49,23 @@ def yinyi_register_simulators(register: Registrar) -> None:
     the simulator over real HTTP and returns a handle with ``info`` (a
     ``SimulatorInfo``), ``merchant_configs()`` (adapter configuration for each
     sandbox merchant, pointing at the simulator) and ``async stop()``.
+
+    Business-system simulators register with ``register.add_his_simulator(name,
+    factory)``; their handle has ``info`` (a ``SimulatorInfo`` whose ``channel`` is
+    the name), ``system_configs()`` (a list of ``{"id", "name", "adapter",
+    "business_types", "config"}`` for sandbox business systems pointing at the
+    simulator) and ``async stop()``. Insurance-centre simulators register with
+    ``register.add_insurance_simulator(name, factory)`` in the same way.
     """
 
 
 @hookspec
 def yinyi_register_his_adapters(register: Registrar) -> None:
-    """Register hospital information system adapters (HIS, exam, nutrition …).
+    """Register business-system adapters (HIS, exam, nutrition, parking …).
 
-    Call ``register.add_his_adapter(AdapterClass)``.
+    Call ``register.add_his_adapter(AdapterClass)`` for each ``gateway.his.HisAdapter``
+    subclass. The class's ``id`` (e.g. ``"rest"``) is what a configured business
+    system names as its ``adapter``; see ``gateway/his.py`` for the contract.
     """
 
 

@@ -28,6 +28,11 @@ BUNDLED: tuple[tuple[str, str], ...] = (
     ("alipay", "channels.alipay.plugin"),
     ("ecny", "channels.ecny.plugin"),
     ("refbank", "plugins.banks.refbank.plugin"),
+    ("webhook", "plugins.notifiers.webhook.plugin"),
+    ("his_rest", "his_adapters.rest.plugin"),
+    ("his_soap", "his_adapters.soap.plugin"),
+    ("his_dbview", "his_adapters.dbview.plugin"),
+    ("nhsa", "insurance.nhsa.plugin"),
 )
 
 REGISTRATION_HOOKS = (

@@ -9,7 +9,8 @@ from .channel import ChannelAdapter
 from .errors import CapabilityNotSupported, PluginError, UnknownChannel, UnrecognisedAuthCode
 from .channel import Capability
 
-KINDS = ("channel", "his_adapter", "insurance_adapter", "bank_adapter", "notifier", "simulator")
+KINDS = ("channel", "his_adapter", "insurance_adapter", "bank_adapter", "notifier", "simulator",
+         "his_simulator", "insurance_simulator")
 
 
 @dataclass
@@ -20,6 +21,8 @@ class Registry:
     bank_adapters: dict[str, type] = field(default_factory=dict)
     notifiers: dict[str, type] = field(default_factory=dict)
     simulators: dict[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
+    his_simulators: dict[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
+    insurance_simulators: dict[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
     # which plugin registered each (kind, id), for messages and `yinyi plugins`
     origin: dict[tuple[str, str], str] = field(default_factory=dict)
     disabled_channels: set[str] = field(default_factory=set)
@@ -85,7 +88,14 @@ class Registrar:
         self._add("channel", self._registry.channels, cls.id, cls)
 
     def add_his_adapter(self, cls: type) -> None:
-        self._add("his_adapter", self._registry.his_adapters, getattr(cls, "id", ""), cls)
+        from .his import HisAdapter
+
+        if not (isinstance(cls, type) and issubclass(cls, HisAdapter)):
+            raise PluginError(f"plugin {self._plugin!r}: add_his_adapter expects a HisAdapter subclass")
+        for attr in ("id", "name_zh", "name_en", "capabilities", "config_model"):
+            if not hasattr(cls, attr):
+                raise PluginError(f"plugin {self._plugin!r}: HIS adapter {cls.__name__} lacks {attr!r}")
+        self._add("his_adapter", self._registry.his_adapters, cls.id, cls)
 
     def add_insurance_adapter(self, cls: type) -> None:
         self._add("insurance_adapter", self._registry.insurance_adapters, getattr(cls, "id", ""), cls)
@@ -98,3 +108,9 @@ class Registrar:
 
     def add_simulator(self, channel_id: str, factory: Callable[..., Awaitable[Any]]) -> None:
         self._add("simulator", self._registry.simulators, channel_id, factory)
+
+    def add_his_simulator(self, name: str, factory: Callable[..., Awaitable[Any]]) -> None:
+        self._add("his_simulator", self._registry.his_simulators, name, factory)
+
+    def add_insurance_simulator(self, name: str, factory: Callable[..., Awaitable[Any]]) -> None:
+        self._add("insurance_simulator", self._registry.insurance_simulators, name, factory)

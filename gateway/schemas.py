@@ -15,6 +15,21 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class HisLink(_In):
+    """The business-system bill a payment pays: the gateway writes the payment back to it (确认收费)."""
+
+    system: str | None = Field(default=None, max_length=40,
+                               description="Configured business system; by default the one owning business_type")
+    patient_id: str = Field(min_length=1, max_length=64, description="The system's patient id")
+    patient_name: str | None = Field(default=None, max_length=64)
+    patient_phone: str | None = Field(default=None, max_length=20, description="For notices to the patient")
+    visit_no: str | None = Field(default=None, max_length=64, description="门诊号/住院号")
+    charge_ids: list[str] = Field(default_factory=list, max_length=200,
+                                  description="Pending charges paid (from /v1/his/pending-charges)")
+    bill_type: str | None = Field(default=None, max_length=40,
+                                  description="outpatient_registration, outpatient_settlement, inpatient_deposit …")
+
+
 class PaymentCreate(_In):
     """统一下单: create a payment."""
 
@@ -35,6 +50,7 @@ class PaymentCreate(_In):
     expire_minutes: int | None = Field(default=None, ge=1, le=1440)
     wait_seconds: int = Field(default=0, ge=0, le=60,
                               description="Hold the answer up to this long while a payment-code payment is PAYING")
+    his: HisLink | None = Field(default=None, description="Write the payment back to this business-system bill")
 
     @model_validator(mode="after")
     def _method_fields(self) -> PaymentCreate:
@@ -53,6 +69,8 @@ class RefundCreate(_In):
     reason: str | None = Field(default=None, max_length=80)
     operator: str | None = Field(default=None, max_length=64)
     notify_url: str | None = Field(default=None, max_length=512, pattern=r"^https?://")
+    his_write_back: bool = Field(default=False, description="Record the refund in the business system "
+                                 "(the caller is not that system itself)")
 
 
 class PaymentOut(BaseModel):
@@ -77,6 +95,7 @@ class PaymentOut(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
     needs_review: bool = False
+    his_system: str | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -123,7 +142,8 @@ def payment_out(p: Any) -> PaymentOut:
         subject=p.subject, business_type=p.business_type, campus=p.campus_id, entry=p.entry,
         operator=p.operator, channel_trade_no=p.channel_trade_no, code_url=p.code_url, h5_url=p.h5_url,
         jsapi_params=p.jsapi_params, paid_at=p.paid_at, error_code=p.error_code,
-        error_message=p.error_message, needs_review=p.needs_review, created_at=p.created_at,
+        error_message=p.error_message, needs_review=p.needs_review, his_system=p.his_system,
+        created_at=p.created_at,
         updated_at=p.updated_at)
 
 

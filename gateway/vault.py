@@ -14,6 +14,7 @@ class Vault:
     def __init__(self, key: bytes) -> None:
         try:
             self._fernet = Fernet(key)
+            self._key = key
         except (ValueError, TypeError) as exc:
             raise ConfigError("secret_key is not a valid Fernet key (32 url-safe base64 bytes)") from exc
 
@@ -26,6 +27,14 @@ class Vault:
         except InvalidToken as exc:
             raise ConfigError("stored secret cannot be decrypted with the configured secret_key") from exc
 
+    def blind_index(self, value: str) -> str:
+        """A keyed hash for equality search over encrypted personal data (patient id, name)."""
+        import hashlib
+        import hmac
+
+        key = hashlib.sha256(b"yinyi-blind-index:" + self._key).digest()
+        return hmac.new(key, value.strip().encode(), hashlib.sha256).hexdigest()
+
     def encrypt_json(self, data: dict[str, Any]) -> str:
         return self.encrypt(orjson.dumps(data).decode())
 
@@ -35,7 +44,8 @@ class Vault:
 
 # Keys whose values are personal data or secrets; masked wherever bodies are logged.
 _SENSITIVE = re.compile(
-    r"(auth_code|authcode|qrno|card_no|cardno|card_number|id_card|idcard|certno|cert_no|psn_cert|"
+    r"(auth_code|authcode|qrno|card_no|cardno|card_number|card_sn|id_card|idcard|id_no|idno|certno|cert_no|psn_cert|"
+    r"patient|user_name|username|real_name|"
     r"phone|mobile|tel|name_full|patient_name|psn_name|openid|sub_openid|buyer_id|secret|private_key|"
     r"password|apiv3_key|api_key|sign|signature|paysign)",
     re.I,

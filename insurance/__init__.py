@@ -1,0 +1,1 @@
+"""Medical-insurance platform adapters (医保); ``insurance/nhsa`` is the national platform."""

@@ -71,7 +71,8 @@ async def authenticate(request: web.Request) -> None:
         raise AuthFailed("X-Nonce must be 8 to 64 characters")
     app = await core.directory.get_app(app_id)
     body = await request.read()
-    if not signing.verify(app.secret, sig, request.method, request.raw_path, ts, nonce, body):
+    if not signing.verify(app.secret, sig, request.method, request.raw_path, ts, nonce, body,
+                          request.headers.get("X-Operator"), request.headers.get("X-Operator-Roles")):
         raise BadSignature("X-Signature does not match the request")
     # Claimed only after the signature holds, so nobody can burn another app's nonces.
     if not await core.nonces.claim(app.id, nonce, window * 2):

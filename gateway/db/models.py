@@ -118,6 +118,8 @@ class Payment(Base):
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
     review_reason: Mapped[str | None] = mapped_column(String(256), nullable=True)
     collection_mode: Mapped[str] = mapped_column(String(16), default="online")  # online | fixed | offline
+    his_system: Mapped[str | None] = mapped_column(String(40), nullable=True)  # business system to write back to
+    gave_up_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)  # the caller closed/reversed it
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -147,6 +149,7 @@ class Refund(Base):
     lease_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
     review_reason: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    his_write_back: Mapped[bool] = mapped_column(Boolean, default=False)  # tell the business system of it
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -263,3 +266,151 @@ class FixedCode(Base):
     max_amount: Mapped[int] = mapped_column(BigInteger, default=5_000_000)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class HisSystem(Base):
+    """业务系统: a configured HIS, exam, nutrition … system and its adapter."""
+
+    __tablename__ = "his_systems"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    adapter: Mapped[str] = mapped_column(String(40))
+    business_types: Mapped[list[str]] = mapped_column(JSON, default=list)  # [] = none by default; ["*"] = all
+    config_enc: Mapped[str] = mapped_column(Text)  # encrypted adapter configuration
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # gateway-side behaviour (verify_amount …)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class HisWriteback(Base):
+    """Write-back of a payment or refund to its business system (确认收费 / 退费回写): state and outbox.
+
+    A payment row is written with the payment's intent (WAITING); the ledger makes it
+    PENDING in the transaction that records the payment's success, so no success is
+    ever without its write-back.
+    """
+
+    __tablename__ = "his_writebacks"
+    __table_args__ = (
+        UniqueConstraint("kind", "payment_id", "refund_id", name="uq_his_writebacks_target"),
+        Index("ix_his_writebacks_due", "status", "next_attempt_at"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # payment | refund
+    payment_id: Mapped[str] = mapped_column(String(32), index=True)
+    refund_id: Mapped[str] = mapped_column(String(32), default="")  # "" for payments (unique key needs a value)
+    system_id: Mapped[str] = mapped_column(String(40))
+    app_id: Mapped[str] = mapped_column(String(40))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    bill_type: Mapped[str] = mapped_column(String(40))
+    patient_enc: Mapped[str] = mapped_column(Text)
+    patient_hash: Mapped[str] = mapped_column(String(64), index=True)
+    patient_name_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    patient_name_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    patient_phone_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    visit_no: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    charge_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(12))  # WAITING PENDING RECORDED FAILED REJECTED CANCELLED
+    late: Mapped[bool] = mapped_column(Boolean, default=False)  # success arrived after the caller gave up
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    his_serial: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    last_error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    recorded_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SingleSidedCase(Base):
+    """单边账: money received that its business system has not recorded, and its handling."""
+
+    __tablename__ = "single_sided_cases"
+    __table_args__ = (Index("ix_single_sided_cases_status", "status", "opened_at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(String(32), unique=True)
+    writeback_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    system_id: Mapped[str] = mapped_column(String(40))
+    app_id: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(40))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(32))  # writeback_failed | writeback_rejected | late_success
+    reason_detail: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # OPEN APPROVING REFUNDING RESOLVED
+    resolution: Mapped[str | None] = mapped_column(String(16), nullable=True)  # written_back refunded manual
+    refund_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    approval_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    next_check_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)  # auto refund due, or next refund step
+    lease_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    note: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    opened_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CaseEvent(Base):
+    """Append-only history of a case (single-sided now, reconciliation differences later)."""
+
+    __tablename__ = "case_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(String(32), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Approval(Base):
+    """审核: a money-moving action waiting for a person with the right role."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (Index("ix_approvals_status", "status", "required_role"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # case_refund …
+    target_id: Mapped[str] = mapped_column(String(32), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    applicant: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    required_role: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(12))  # PENDING APPROVED REJECTED WITHDRAWN
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    comment: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class NotifierConfig(Base):
+    """A configured notifier instance (webhook, SMS, WeChat Work …) and the events it sends."""
+
+    __tablename__ = "notifier_configs"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    notifier: Mapped[str] = mapped_column(String(40))  # registered notifier id
+    config_enc: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)  # [] = every event
+    audiences: Mapped[list[str]] = mapped_column(JSON, default=list)  # staff, patient; [] = both
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Notice(Base):
+    """Outbox of notices to people through notifiers (单边账 opened, refunded …)."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    notifier_name: Mapped[str] = mapped_column(String(40))
+    event: Mapped[str] = mapped_column(String(40))
+    audience: Mapped[str] = mapped_column(String(12))
+    subject_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(12))  # PENDING DELIVERED EXHAUSTED
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..db.models import AuditLog, Notification, Payment, PaymentEvent, Refund, utcnow
+from ..db.models import AuditLog, HisWriteback, Notification, Payment, PaymentEvent, Refund, utcnow
 from ..db.writer import Writer
 from ..schemas import payment_out, refund_out
 from ..statemachine import (PAYMENT_OPEN, PAYMENT_PAID, REFUND_OPEN, PaymentStatus,
@@ -36,6 +36,16 @@ _REF_COLS = tuple(_REF.columns)
 _INSERT_PAYMENT = _PAY.insert()
 _INSERT_EVENT = _EVT.insert()
 _INSERT_CALLBACK = Notification.__table__.insert()
+_WB = HisWriteback.__table__
+_INSERT_WRITEBACK = _WB.insert()
+# A payment's write-back becomes due in the transaction that records its success.
+_ACTIVATE_WRITEBACK = (update(_WB).where(_WB.c.payment_id == bindparam("k_pid"), _WB.c.kind == "payment",
+                                         _WB.c.status == "WAITING")
+                       .values(status="PENDING", next_attempt_at=bindparam("k_now"), late=bindparam("k_late"),
+                               updated_at=bindparam("k_now")))
+_CANCEL_WRITEBACK = (update(_WB).where(_WB.c.payment_id == bindparam("k_pid"), _WB.c.kind == "payment",
+                                       _WB.c.status == "WAITING")
+                     .values(status="CANCELLED", updated_at=bindparam("k_now")))
 
 # Final states the calling system is told about (回调通知), by the outbox.
 CALLBACK_PAYMENT_STATES = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CLOSED,
@@ -76,6 +86,19 @@ def _event(conn: Connection, *, payment_id: str, to_status: str, source: str, re
                                  "detail": detail or {}, "created_at": created_at or utcnow()})
 
 
+def _queue_refund_writeback(conn: Connection, refund: Any, now: dt.datetime) -> None:
+    """Queue 退费回写 for a refund of a payment its business system recorded."""
+    pay_wb = conn.execute(select(_WB).where(_WB.c.payment_id == refund.payment_id, _WB.c.kind == "payment",
+                                            _WB.c.status == "RECORDED")).first()
+    if pay_wb is None:
+        return  # the system never recorded the payment: nothing to reverse there
+    values = dict(pay_wb._mapping)
+    values.update(id="W" + refund.id[1:], kind="refund", refund_id=refund.id, amount=refund.amount,
+                  status="PENDING", late=False, attempts=0, next_attempt_at=now, lease_until=None,
+                  last_error_code=None, last_error=None, recorded_at=None, created_at=now, updated_at=now)
+    conn.execute(_INSERT_WRITEBACK, values)
+
+
 class _Lost(Exception):
     """The conditional update matched nothing: roll back and report None."""
 
@@ -92,12 +115,16 @@ class Ledger:
             await self._on_event(event)
 
     # --- payments -------------------------------------------------------------------
-    async def insert_payment(self, row: Payment) -> tuple[Payment, bool]:
-        """Record the intent. Returns (payment, True) or the existing one and False."""
+    async def insert_payment(self, row: Payment, writeback: dict[str, Any] | None = None) -> tuple[Payment, bool]:
+        """Record the intent (and its business-system write-back, if any).
+
+        Returns (payment, True) or the existing one and False."""
         values = {c.key: getattr(row, c.key) for c in _PAY_COLS}
 
         def tx(conn: Connection) -> None:
             conn.execute(_INSERT_PAYMENT, values)
+            if writeback is not None:
+                conn.execute(_INSERT_WRITEBACK, writeback)
             _event(conn, payment_id=row.id, from_status=None, to_status=row.status, source="api",
                    operator=row.operator, detail={"amount": row.amount, "channel": row.channel},
                    created_at=row.created_at)
@@ -142,6 +169,13 @@ class Ledger:
                 raise _Lost
             _event(conn, payment_id=payment_id, from_status=frm, to_status=to, source=source, operator=operator,
                    detail=detail or {}, created_at=now)
+            if row.his_system:
+                if to == PaymentStatus.SUCCEEDED:
+                    # Success after the caller closed or reversed it: the patient may have paid twice.
+                    late = row.gave_up_at is not None or bool(row.reverse_requested)
+                    conn.execute(_ACTIVATE_WRITEBACK, {"k_pid": payment_id, "k_now": now, "k_late": late})
+                elif PaymentStatus(to) in (PaymentStatus.FAILED, PaymentStatus.CLOSED, PaymentStatus.REVERSED):
+                    conn.execute(_CANCEL_WRITEBACK, {"k_pid": payment_id, "k_now": now})
             if row.notify_url and PaymentStatus(to) in CALLBACK_PAYMENT_STATES:
                 event = f"payment.{to.lower()}"
                 _outbox(conn, app_id=row.app_id, payment_id=payment_id, refund_id=None, event=event,
@@ -291,6 +325,8 @@ class Ledger:
                        to_status=new, source=source, operator=operator,
                        detail={"refunded_amount": pay.refunded_amount}, created_at=now)
                 pay_change = (pay.status, new.value)
+                if refund.his_write_back:
+                    _queue_refund_writeback(conn, refund, now)
                 return refund, pay.channel, pay_change
             if to == RefundStatus.FAILED:
                 conn.execute(update(Payment).where(Payment.id == refund.payment_id)

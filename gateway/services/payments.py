@@ -90,9 +90,19 @@ class PaymentService:
                 return await self._replay(existing, fingerprint, req)
             raise
         now = utcnow()
+        pid = new_id("P")
+        writeback = None
+        if req.his is not None:
+            # A retry must replay, not re-check the bill (its charges are paid by then).
+            existing = await self.ledger.payment_by_out_trade_no(app.id, req.out_trade_no)
+            if existing is not None:
+                return await self._replay(existing, fingerprint, req)
+            prepared = await core.writebacks.prepare(app.id, req.his, payment_id=pid, amount=req.amount,
+                                                     business_type=req.business_type)
+            writeback = prepared[1] if prepared else None
         ttl = dt.timedelta(minutes=req.expire_minutes) if req.expire_minutes else cls.order_ttl
         row = Payment(
-            id=new_id("P"), app_id=app.id, out_trade_no=req.out_trade_no, request_hash=fingerprint,
+            id=pid, app_id=app.id, out_trade_no=req.out_trade_no, request_hash=fingerprint,
             channel=channel, merchant_id=merchant.id, method=req.method.value, amount=req.amount,
             subject=req.subject, business_type=req.business_type, campus_id=campus, entry=req.entry,
             operator=req.operator, notify_url=req.notify_url,
@@ -103,8 +113,9 @@ class PaymentService:
             # resolver picks the intent up after this delay and asks the channel.
             next_check_at=now + dt.timedelta(seconds=cls.code_poll_schedule[0] if req.method == Method.CODE else 30),
             check_count=0, needs_review=False, reverse_requested=False, collection_mode=collection_mode,
+            his_system=writeback["system_id"] if writeback else None, gave_up_at=None,
             created_at=now, updated_at=now)
-        payment, created = await self.ledger.insert_payment(row)
+        payment, created = await self.ledger.insert_payment(row, writeback)
         if not created:  # a concurrent identical request won the unique key
             return await self._replay(payment, fingerprint, req)
 
@@ -252,6 +263,8 @@ class PaymentService:
         if p.method == Method.CODE:
             raise InvalidState("payment-code payments are reversed, not closed; use /reverse", current_status=p.status)
         self.core.registry.require(p.channel, Capability.CLOSE)
+        # The caller gave up: a success arriving after this is a single-sided case at once.
+        await self.ledger.update_payment(p.id, gave_up_at=utcnow())
         await self.core.resolver.close_at_channel(p, source="api", operator=operator)
         return await self._reload(p.id)
 
@@ -265,7 +278,7 @@ class PaymentService:
             raise InvalidState("only payment-code payments can be reversed; close or refund instead", current_status=p.status)
         if p.status not in (*PAYMENT_OPEN, PS.SUCCEEDED) or p.refund_reserved > 0:
             raise InvalidState(f"payment is {p.status}; it cannot be reversed", current_status=p.status)
-        await self.ledger.update_payment(p.id, reverse_requested=True)
+        await self.ledger.update_payment(p.id, reverse_requested=True, gave_up_at=utcnow())
         await self.ledger.record_payment_note(p.id, p.status, source="api", operator=operator,
                                               detail={"action": "reverse_requested"})
         p = await self._reload(p.id)

@@ -35,7 +35,8 @@ class RefundService:
         payment = await core.payments.get(app_id, payment_id)
         owner = payment.app_id
         cls = core.registry.require(payment.channel, Capability.REFUND)
-        fingerprint = request_hash({"payment_id": payment_id, "amount": req.amount, "out_refund_no": req.out_refund_no})
+        fingerprint = request_hash({"payment_id": payment_id, "amount": req.amount, "out_refund_no": req.out_refund_no,
+                                    **({"his_write_back": True} if req.his_write_back else {})})
         existing = await self.ledger.refund_by_out_refund_no(owner, req.out_refund_no)
         if existing is not None:
             return self._same_or_conflict(existing, fingerprint)
@@ -48,6 +49,7 @@ class RefundService:
         row = Refund(id=new_id("R"), payment_id=payment.id, app_id=owner, out_refund_no=req.out_refund_no,
                      request_hash=fingerprint, amount=req.amount, reason=req.reason, operator=req.operator,
                      notify_url=req.notify_url, status=RS.PROCESSING.value, check_count=0, needs_review=False,
+                     his_write_back=req.his_write_back,
                      next_check_at=now + dt.timedelta(seconds=30), created_at=now, updated_at=now)
         refund, created, reserved = await self.ledger.insert_refund(row)
         if not reserved:

@@ -32,8 +32,11 @@ class SignedClient:
                       raw: bytes | None = None) -> tuple[int, Any]:
         assert self._session is not None, "use 'async with SignedClient(...)'"
         body = raw if raw is not None else (orjson.dumps(json) if json is not None else b"")
-        h = signed_headers(self.app_id, self.secret, method, path, body)
-        h.update(headers or {})
+        extra = dict(headers or {})
+        # The person and roles at an admin app are part of the signature when given.
+        h = signed_headers(self.app_id, self.secret, method, path, body,
+                           operator=extra.pop("X-Operator", None), roles=extra.pop("X-Operator-Roles", None))
+        h.update(extra)
         async with self._session.request(method, self.base_url + path, data=body or None, headers=h) as resp:
             data = await resp.read()
             try:
@@ -44,5 +47,7 @@ class SignedClient:
     async def get(self, path: str) -> tuple[int, Any]:
         return await self.request("GET", path)
 
-    async def post(self, path: str, json: Any = None) -> tuple[int, Any]:
-        return await self.request("POST", path, json if json is not None else {})
+    async def post(self, path: str, json: Any = None, *, operator: str | None = None,
+                   roles: str | None = None) -> tuple[int, Any]:
+        headers = {k: v for k, v in (("X-Operator", operator), ("X-Operator-Roles", roles)) if v}
+        return await self.request("POST", path, json if json is not None else {}, headers=headers)

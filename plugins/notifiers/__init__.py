@@ -1,0 +1,1 @@
+"""Notifiers bundled with yinyi."""
