@@ -156,11 +156,7 @@ def call(method: str, path: str, body: str, sandbox: str, base_url: str | None, 
         sb = json.load(fh)
     raw = body.encode()
     who = sb["admin"] if as_admin else sb["caller"]
-    headers = signed_headers(who["app_id"], who["secret"], method, path, raw)
-    if operator:
-        headers["X-Operator"] = operator
-    if roles:
-        headers["X-Operator-Roles"] = roles
+    headers = signed_headers(who["app_id"], who["secret"], method, path, raw, operator=operator, roles=roles)
     req = urllib.request.Request((base_url or sb["gateway"]["base_url"]) + path, data=raw or None,
                                  headers=headers, method=method.upper())
     try:
