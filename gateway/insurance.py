@@ -52,7 +52,10 @@ Rules every adapter follows
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
+from contextvars import ContextVar
 from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
@@ -540,6 +543,12 @@ class InsuranceAdapter(abc.ABC):
     def describe(cls) -> dict[str, Any]:
         return {"id": cls.id, "name_zh": cls.name_zh, "name_en": cls.name_en}
 
+    def allocate_msgids(self, n: int) -> list[str]:
+        """``n`` fresh msgids for :func:`planned_msgids`, so a caller can record the
+        msgid of a money call *before* sending it (and reverse it with 2601 after a
+        crash). Adapters whose platform has no msgid return an empty list."""
+        return []
+
     # --- session and identity ------------------------------------------------------
     @abc.abstractmethod
     async def sign_in(self) -> SignIn:
@@ -641,3 +650,27 @@ class InsuranceAdapter(abc.ABC):
     async def reconcile_details(self, req: DetailReconRequest) -> DetailReconResult:
         """3202 detail reconciliation (对明细账): upload the hospital's lines (9101),
         ask for the comparison, download and parse the result file (9102)."""
+
+
+# --- pre-allocated message ids -------------------------------------------------------------
+
+_PLANNED_MSGIDS: ContextVar[list[str] | None] = ContextVar("yinyi_planned_msgids", default=None)
+
+
+@contextlib.contextmanager
+def planned_msgids(msgids: list[str]) -> Iterator[None]:
+    """Within the block, the adapter's calls in this task (sign-in excepted) use these
+    msgids, in order, before generating new ones: the first send uses the first, a
+    resend after a refused ``sign_no`` or token the next. Record them all before the
+    call; 2601 by a msgid the centre never saw succeeds and does nothing."""
+    token = _PLANNED_MSGIDS.set(list(msgids))
+    try:
+        yield
+    finally:
+        _PLANNED_MSGIDS.reset(token)
+
+
+def take_planned_msgid() -> str | None:
+    """For adapters: the next planned msgid of this task, or None."""
+    plan = _PLANNED_MSGIDS.get()
+    return plan.pop(0) if plan else None

@@ -176,9 +176,11 @@ def channel_info(core: Any, cid: str) -> dict[str, Any]:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    from .openapi import build_openapi
+    from .openapi import build_openapi, with_routes
 
-    return json_response(build_openapi())
+    routes = [(r.method, r.resource.canonical, r.handler) for r in request.app.router.routes()
+              if r.resource is not None]
+    return json_response(with_routes(build_openapi(), routes))
 
 
 def add_routes(app: web.Application) -> None:

@@ -9,8 +9,11 @@ from pydantic import BaseModel
 from .. import __version__
 from ..errors import ALL_ERRORS
 from ..schemas import EventOut, PaymentCreate, PaymentOut, RefundCreate, RefundOut, ReviewResolve
+from ..services.his_systems import SystemIn
+from ..services.notices import NotifierIn
 
-_MODELS: list[type[BaseModel]] = [PaymentCreate, PaymentOut, RefundCreate, RefundOut, EventOut, ReviewResolve]
+_MODELS: list[type[BaseModel]] = [PaymentCreate, PaymentOut, RefundCreate, RefundOut, EventOut, ReviewResolve,
+                                  SystemIn, NotifierIn]
 
 _AUTH_DOC = (
     "Every /v1 request except notify, health and openapi is signed by the calling app: headers X-App-Id, "
@@ -40,6 +43,30 @@ def _op(summary: str, *, body: type[BaseModel] | None = None, resp: Any = None, 
 
 def _path_param(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _summary(handler: Any) -> str:
+    doc = (getattr(handler, "__doc__", None) or "").strip().splitlines()
+    return doc[0] if doc else getattr(handler, "__name__", "").replace("_", " ").capitalize()
+
+
+def with_routes(spec: dict[str, Any], routes: list[tuple[str, str, Any]]) -> dict[str, Any]:
+    """Add every registered ``/v1`` route the hand-written description lacks, from its handler's docstring,
+    so the published description never misses a route (plugins' routes included)."""
+    import copy
+    import re
+
+    out = copy.deepcopy(spec)
+    for method, path, handler in routes:
+        if not path.startswith("/v1/") or method in ("HEAD", "OPTIONS", "*"):
+            continue
+        item = out["paths"].setdefault(path, {})
+        if method.lower() in item:
+            continue
+        names = re.findall(r"{([^}]+)}", path)
+        tag = "admin" if path.startswith("/v1/admin") else path.split("/")[2]
+        item[method.lower()] = _op(_summary(handler), tag=tag, params=[_path_param(n) for n in names] or None)
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -87,6 +114,15 @@ def build_openapi() -> dict[str, Any]:
         "/v1/admin/reviews/refunds/{refund_id}": {"post": _op("Decide a refund under review", body=ReviewResolve,
                                                               tag="admin", params=[_path_param("refund_id")])},
         "/v1/admin/plugins": {"get": _op("Loaded plugins and channels", tag="admin")},
+        "/v1/his/pending-charges": {"get": _op("Pending charges of a patient (待缴费)", tag="his", params=[
+            {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+            for n in ("system", "business_type", "card_no", "id_no", "visit_no", "patient_id")])},
+        "/v1/payments/{payment_id}/his": {"get": _op("Write-back of a payment to its business system", tag="his",
+                                                     params=[pid])},
+        "/v1/admin/his/systems/{id}": {"put": _op("Create or update a business system", body=SystemIn,
+                                                  tag="admin", params=[_path_param("id")])},
+        "/v1/admin/notifiers/{name}": {"put": _op("Configure a notifier", body=NotifierIn, tag="admin",
+                                                  params=[_path_param("name")])},
     }
     return {
         "openapi": "3.1.0",

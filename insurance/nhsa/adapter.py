@@ -71,6 +71,9 @@ class NhsaAdapter(ReconciliationFlows, InsuranceAdapter):
             insutype = insutype or visit.insutype
         return await self.client.call(infno, body, psn_no=psn_no, insuplc_admdvs=insuplc_admdvs, insutype=insutype)
 
+    def allocate_msgids(self, n: int) -> list[str]:
+        return [self.client.msgids.next() for _ in range(n)]
+
     @staticmethod
     def _ack(answer: Answer) -> Ack:
         out = answer.output if isinstance(answer.output, dict) else {}

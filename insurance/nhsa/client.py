@@ -30,7 +30,7 @@ from gateway.errors import (
     InsuranceTimeout,
     InsuranceUnavailable,
 )
-from gateway.insurance import SignIn
+from gateway.insurance import SignIn, take_planned_msgid
 from gateway.money import MoneyFormatError
 
 from .config import NhsaConfig
@@ -110,7 +110,8 @@ class NhsaClient:
             if infno not in NO_SIGN_IN:
                 await self.ensure_signed_in()
             used_sign = self.sign_no or ""
-            msgid = self.msgids.next()
+            planned = take_planned_msgid() if infno not in NO_SIGN_IN else None
+            msgid = planned or self.msgids.next()
             try:
                 return await self._send(infno, msgid, input_body, psn_no=psn_no, insuplc_admdvs=insuplc_admdvs,
                                         insutype=insutype, sign_no=used_sign, binary=binary)

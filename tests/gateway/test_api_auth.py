@@ -125,6 +125,14 @@ async def test_business_type_forbidden(gw) -> None:
     assert (status, body["code"]) == (403, "BUSINESS_TYPE_FORBIDDEN")
 
 
+def gw_app_routes(gw) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    from gateway.api.app import create_app
+
+    app = create_app(core=gw.core)
+    return [(r.method, r.resource.canonical) for r in app.router.routes()
+            if r.resource is not None and r.resource.canonical.startswith("/v1/") and r.method != "HEAD"]
+
+
 async def test_health_openapi_metrics_are_public(gw) -> None:
     async with aiohttp.ClientSession() as s:
         async with s.get(gw.base_url + "/v1/health") as r:
@@ -132,6 +140,10 @@ async def test_health_openapi_metrics_are_public(gw) -> None:
         async with s.get(gw.base_url + "/v1/openapi.json") as r:
             spec = await r.json()
             assert "/v1/payments" in spec["paths"] and "PaymentCreate" in spec["components"]["schemas"]
+            # Every registered /v1 route is described, admin and plugin routes included.
+            for route in gw_app_routes(gw):
+                method, path = route
+                assert method.lower() in spec["paths"].get(path, {}), (method, path)
         async with s.get(gw.base_url + "/metrics") as r:
             assert "yinyi_http_requests_total" in await r.text()
 
