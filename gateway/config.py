@@ -57,6 +57,16 @@ class Settings(BaseSettings):
                                                        description="First slow retry after a failed write-back round")
     his_writeback_slow_max_seconds: float = Field(default=600.0, gt=0)
     his_writeback_max_rounds: int = Field(default=200, ge=1, description="Slow rounds before only staff may retry")
+    insurance_worker_interval_seconds: float = Field(default=0.5, gt=0,
+                                                     description="Pace of the insurance settlement worker")
+    insurance_topup_timeout_seconds: float = Field(default=300.0, gt=0,
+                                                   description="How long the self-pay top-up may stay unpaid before "
+                                                               "the insurance settlement is reversed")
+    insurance_call_grace_seconds: float = Field(default=60.0, gt=0,
+                                                description="How long a settle call may be in flight before the "
+                                                            "worker treats its outcome as unknown (longer than the "
+                                                            "centre's timeout)")
+    insurance_retry_seconds: float = Field(default=2.0, gt=0, description="First wait before retrying a centre call")
     single_sided_auto_refund_minutes: float = Field(default=30.0, ge=0,
                                                     description="Refund small single-sided cases this long after opening")
     single_sided_auto_refund_max: int = Field(default=20000, ge=0,

@@ -25,6 +25,9 @@ from .services.writeback import WritebackService
 from .services.config_admin import ConfigAdmin
 from .services.fixed_codes import FixedCodeService
 from .services.directory import Directory
+from .services.insurance_centres import InsuranceCentres
+from .services.insurance_settlements import InsuranceSettlements
+from .services.insurance_visits import InsuranceVisits
 from .services.interface_log import InterfaceLogWriter
 from .services.ledger import Ledger
 from .services.payments import PaymentService
@@ -73,6 +76,9 @@ class Core:
         self.approvals = ApprovalService(self)
         self.writebacks = WritebackService(self)
         self.cases = CaseService(self)
+        self.insurance_centres = InsuranceCentres(self)
+        self.insurance_visits = InsuranceVisits(self)
+        self.insurance_settlements = InsuranceSettlements(self)
         self._directory: Directory | None = None
         self._started = False
 
@@ -103,6 +109,7 @@ class Core:
             self.writebacks.start()
             self.cases.start()
             self.notices.start()
+            self.insurance_settlements.start()
         self._started = True
 
     async def stop(self) -> None:
@@ -111,6 +118,8 @@ class Core:
         await self.writebacks.stop()
         await self.cases.stop()
         await self.notices.stop()
+        await self.insurance_settlements.stop()
+        await self.insurance_centres.aclose()
         await self.his.aclose()
         await self.ilog.stop()
         await self.nonces.close()

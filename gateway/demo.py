@@ -91,6 +91,23 @@ async def setup_his(core: Core, his_sims: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+async def setup_insurance(core: Core, ins_sims: dict[str, Any]) -> dict[str, Any]:
+    """Configure the sandbox insurance centres pointing at the insurance-centre simulators."""
+    from .services.insurance_centres import CentreIn
+
+    out: dict[str, Any] = {}
+    for name, handle in ins_sims.items():
+        centres = []
+        for cfg in handle.system_configs():
+            await core.insurance_centres.put("demo", cfg["id"], CentreIn(name=cfg["name"], adapter=cfg["adapter"],
+                                                                         config=cfg["config"]))
+            centres.append(cfg["id"])
+        persons = getattr(getattr(handle, "centre", None), "persons", {})
+        qr = next((p.qr_code for p in persons.values() if p.qr_code and p.wallet_balance), None)
+        out[name] = {**handle.info.model_dump(mode="json"), "centres": centres, "sample_evoucher_qr": qr}
+    return out
+
+
 async def run_demo(host: str = "127.0.0.1", port: int = 8080, data_dir: str | None = None,
                    ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> dict[str, Any]:
     overrides: dict[str, Any] = {"host": host, "port": port}
@@ -101,14 +118,20 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, data_dir: str | No
     await core.start()
     simulators: dict[str, Any] = {}
     his_sims: dict[str, Any] = {}
+    ins_sims: dict[str, Any] = {}
     runner: web.AppRunner | None = None
     try:
         for channel, factory in sorted(core.registry.simulators.items()):
             simulators[channel] = await factory(host, port + _sim_port_offset(channel, core.registry.simulators))
         for i, (name, factory) in enumerate(sorted(core.registry.his_simulators.items())):
             his_sims[name] = await factory(host, port + _HIS_SIM_PORTS.get(name, 25 + i))
+        for i, (name, factory) in enumerate(sorted(core.registry.insurance_simulators.items())):
+            # the wallet profile, so that the receipt shows the insurance wallet apart
+            kwargs = {"profile": "sm_oauth"} if name == "nhsa" else {}
+            ins_sims[name] = await factory(host, port + 30 + i, **kwargs)
         sandbox = await setup_sandbox(core, simulators)
         sandbox["his"] = await setup_his(core, his_sims)
+        sandbox["insurance"] = await setup_insurance(core, ins_sims)
         app = create_app(core=core)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -136,7 +159,7 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, data_dir: str | No
             await runner.cleanup()  # stops the core through the app's cleanup context
         else:
             await core.stop()
-        for handle in [*simulators.values(), *his_sims.values()]:
+        for handle in [*simulators.values(), *his_sims.values(), *ins_sims.values()]:
             await handle.stop()
 
 
@@ -160,6 +183,13 @@ def _print_banner(sandbox: dict[str, Any], path: Path) -> None:
                   f"        yinyi call GET '/v1/his/pending-charges?system={his_demo['systems'][0]}&card_no={card}'",
                   "  pay one with \"his\": {\"system\", \"patient_id\", \"charge_ids\"} in POST /v1/payments;",
                   "  single-sided cases: yinyi call --admin GET /v1/admin/cases"]
+    ins_demo = next((s for s in sandbox.get("insurance", {}).values() if s.get("sample_evoucher_qr")), None)
+    if ins_demo:
+        lines += ["", f"  insurance  centre {', '.join(ins_demo['centres'])} at {ins_demo['base_url']}; identify a "
+                      "sandbox patient by e-voucher (医保电子凭证):",
+                  "        yinyi call POST /v1/insurance/persons/identify "
+                  f"'{{\"method\":\"evoucher\",\"qr_code\":\"{ins_demo['sample_evoucher_qr']}\"}}'",
+                  "  then register, upload fees and POST /v1/insurance/settlements (docs/insurance/flows.md)"]
     lines += ["", f"  credentials for SDKs and simulators: {path}",
               "  try:  yinyi call POST /v1/payments "
               "'{\"out_trade_no\":\"demo-1\",\"amount\":1,\"subject\":\"挂号费\",\"business_type\":\"outpatient\","

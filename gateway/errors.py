@@ -430,6 +430,31 @@ class InsuranceProtocolError(InsuranceUnknown):
     message_en = "Insurance centre answer unparseable, badly signed or not adding up"
 
 
+# --- medical insurance through the gateway ---------------------------------------------
+
+
+class InsuranceCentreUnknown(BadRequest):
+    code = "INSURANCE_CENTRE_UNKNOWN"
+    status = 422
+    message_zh = "医保中心不存在或已停用"
+    message_en = "Unknown or disabled insurance centre"
+
+
+class InsuranceSettlementNotFound(NotFound):
+    code = "INSURANCE_SETTLEMENT_NOT_FOUND"
+    message_zh = "医保结算单不存在"
+    message_en = "Insurance settlement not found"
+
+
+class InsuranceSettlementFailed(YinyiError):
+    """A settlement whose settle call failed (refused, or unknown and cancelled with 2601)."""
+
+    code = "INSURANCE_SETTLEMENT_FAILED"
+    status = 422
+    message_zh = "医保结算失败，请使用新的结算单号重新结算"
+    message_en = "The insurance settlement failed; start again with a new out_settle_no"
+
+
 ALL_ERRORS: list[type[YinyiError]] = []
 
 

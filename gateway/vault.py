@@ -61,12 +61,25 @@ def mask_value(value: str) -> str:
     return value[:3] + "*" * (len(value) - 7) + value[-4:]
 
 
+_KEY_VERDICTS: dict[str, bool] = {}
+
+
+def _sensitive(key: str) -> bool:
+    """Whether a key names personal data; wire keys repeat, so each is matched once."""
+    verdict = _KEY_VERDICTS.get(key)
+    if verdict is None:
+        verdict = _SENSITIVE.search(key) is not None
+        if len(_KEY_VERDICTS) < 10_000:  # bounded: keys can come from callers
+            _KEY_VERDICTS[key] = verdict
+    return verdict
+
+
 def mask(data: Any) -> Any:
     """Return a copy of a JSON-like structure with personal data and secrets masked."""
     if isinstance(data, dict):
         out = {}
         for k, v in data.items():
-            if isinstance(k, str) and _SENSITIVE.search(k) and isinstance(v, (str, int)) and not isinstance(v, bool):
+            if isinstance(k, str) and _sensitive(k) and isinstance(v, (str, int)) and not isinstance(v, bool):
                 out[k] = mask_value(str(v))
             else:
                 out[k] = mask(v)

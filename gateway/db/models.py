@@ -14,6 +14,27 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class Snapshot:
+    """A detached, read-only copy of a ledger row with the ORM object's attribute names.
+
+    The hot path (create, transition) reads rows it has just written; building
+    instrumented ORM objects for that costs more than the SQL. Never add one to a session.
+    """
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"Snapshot({self.__dict__.get('id')!r})"
+
+
+def snapshot(table: Any, **values: Any) -> Any:
+    """A new row's values as a ``Snapshot``: every column present, unset ones None."""
+    row = dict.fromkeys((c.key for c in table.columns), None)
+    row.update(values)
+    return Snapshot(row)
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """Timezone-aware UTC on both SQLite (which stores naive text) and PostgreSQL."""
 
@@ -414,3 +435,107 @@ class Notice(Base):
     last_error: Mapped[str | None] = mapped_column(String(256), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+# --- medical insurance ---------------------------------------------------------------------
+
+
+class InsuranceCentre(Base):
+    """A configured insurance centre (医保中心): an adapter id and its encrypted configuration."""
+
+    __tablename__ = "insurance_centres"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    adapter: Mapped[str] = mapped_column(String(40))
+    config_enc: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class InsuranceSettlement(Base):
+    """One mixed settlement: the centre's settlement (buckets kept apart) and its top-up payment.
+
+    Also the insurance ledger for reconciliation (3201/3202): the settlement's and its
+    reversal's identifiers, clearing fields and amounts. Amounts are fen; the
+    reversal's buckets are in ``reversal`` (negative, as the centre answered)."""
+
+    __tablename__ = "insurance_settlements"
+    __table_args__ = (UniqueConstraint("app_id", "out_settle_no", name="uq_insurance_settlements_out_settle_no"),
+                      Index("ix_insurance_settlements_due", "status", "next_attempt_at"),
+                      Index("ix_insurance_settlements_setl_time", "setl_time"),
+                      Index("ix_insurance_settlements_rev_time", "rev_time"))
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    app_id: Mapped[str] = mapped_column(String(40))
+    out_settle_no: Mapped[str] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    centre_id: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(12))  # outpatient | inpatient
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    business_type: Mapped[str] = mapped_column(String(40))
+    notify_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    operator: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request_enc: Mapped[str] = mapped_column(Text)  # the settle request (no password), encrypted
+    topup_enc: Mapped[str | None] = mapped_column(Text, nullable=True)  # the top-up request, encrypted
+    psn_no: Mapped[str] = mapped_column(String(40), index=True)
+    insuplc_admdvs: Mapped[str] = mapped_column(String(12))
+    mdtrt_id: Mapped[str] = mapped_column(String(40), index=True)
+    insutype: Mapped[str] = mapped_column(String(8))
+    med_type: Mapped[str] = mapped_column(String(8))
+    settle_infno: Mapped[str] = mapped_column(String(8))
+    settle_msgids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    msgid: Mapped[str | None] = mapped_column(String(40), nullable=True)  # the msgid that settled
+    setl_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    setl_time: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    clr_type: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    clr_way: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    setl_optins: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    medins_setl_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    psn_name_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # medfee_sumamt
+    fund_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    funds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # sub-funds, fen
+    fund_payments: Mapped[list[Any]] = mapped_column(JSON, default=list)  # setldetail lines
+    psn_part: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    acct_pay: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    acct_mulaid_pay: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    wallet_pay: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    cash_pay: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    hosp_part: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # fulamt_ownpay, deductible …
+    balance_after: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    topup_out_trade_no: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    payment_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    topup_deadline: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    refund_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    rev_infno: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    rev_msgids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    rev_msgid: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    rev_setl_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    rev_time: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    reversal: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error_code: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class InsuranceSettlementEvent(Base):
+    """Append-only history of an insurance settlement: every status change and centre call."""
+
+    __tablename__ = "insurance_settlement_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    settlement_id: Mapped[str] = mapped_column(String(32), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(16))  # api | worker
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

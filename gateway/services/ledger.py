@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..db.models import AuditLog, HisWriteback, Notification, Payment, PaymentEvent, Refund, utcnow
+from ..db.models import AuditLog, HisWriteback, Notification, Payment, PaymentEvent, Refund, Snapshot, utcnow
 from ..db.writer import Writer
 from ..schemas import payment_out, refund_out
 from ..statemachine import (PAYMENT_OPEN, PAYMENT_PAID, REFUND_OPEN, PaymentStatus,
@@ -71,11 +71,11 @@ def _transition_stmt(fields: tuple[str, ...]) -> Any:
 
 
 def _payment(row: Any) -> Payment:
-    return Payment(**dict(row._mapping))
+    return Snapshot(dict(row._mapping))  # type: ignore[return-value]
 
 
 def _refund(row: Any) -> Refund:
-    return Refund(**dict(row._mapping))
+    return Snapshot(dict(row._mapping))  # type: ignore[return-value]
 
 
 def _event(conn: Connection, *, payment_id: str, to_status: str, source: str, refund_id: str | None = None,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..channel import Capability, Method, NotifyKind, PayRequest, PayResult, TradeStatus
-from ..db.models import Payment, Refund, utcnow
+from ..db.models import Payment, Refund, snapshot, utcnow
 from ..errors import (IdempotencyConflict, InvalidState, NotifyRejected, PaymentNotFound,
                       UpstreamError, YinyiError)
 from ..schemas import PaymentCreate
@@ -101,8 +101,8 @@ class PaymentService:
                                                      business_type=req.business_type)
             writeback = prepared[1] if prepared else None
         ttl = dt.timedelta(minutes=req.expire_minutes) if req.expire_minutes else cls.order_ttl
-        row = Payment(
-            id=pid, app_id=app.id, out_trade_no=req.out_trade_no, request_hash=fingerprint,
+        row: Payment = snapshot(
+            Payment.__table__, id=pid, app_id=app.id, out_trade_no=req.out_trade_no, request_hash=fingerprint,
             channel=channel, merchant_id=merchant.id, method=req.method.value, amount=req.amount,
             subject=req.subject, business_type=req.business_type, campus_id=campus, entry=req.entry,
             operator=req.operator, notify_url=req.notify_url,
