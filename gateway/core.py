@@ -27,6 +27,7 @@ from .services.fixed_codes import FixedCodeService
 from .services.directory import Directory
 from .services.insurance_centres import InsuranceCentres
 from .services.insurance_settlements import InsuranceSettlements
+from .services.insurance_fees import InsuranceFees
 from .services.insurance_visits import InsuranceVisits
 from .services.interface_log import InterfaceLogWriter
 from .services.ledger import Ledger
@@ -78,6 +79,7 @@ class Core:
         self.cases = CaseService(self)
         self.insurance_centres = InsuranceCentres(self)
         self.insurance_visits = InsuranceVisits(self)
+        self.insurance_fees = InsuranceFees(self)
         self.insurance_settlements = InsuranceSettlements(self)
         self._directory: Directory | None = None
         self._started = False

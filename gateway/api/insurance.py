@@ -65,6 +65,12 @@ async def reverse_settlement(request: web.Request) -> web.Response:
         _app_id(request), request.match_info["id"]))
 
 
+async def fee_list(request: web.Request) -> web.Response:
+    """Discharge fee list (出院费用清单) of a visit, for kiosk printing."""
+    return json_response(await request.app[CORE].insurance_fees.fee_list(request.match_info["mdtrt_id"],
+                                                                         request.query.get("centre")))
+
+
 async def settlement_receipt(request: web.Request) -> web.Response:
     core = request.app[CORE]
     row, payment = await core.insurance_settlements.get(_app_id(request), request.match_info["id"])
@@ -135,6 +141,7 @@ def add_insurance_routes(app: web.Application) -> None:
     r.add_get(f"{p}/settlements", find_settlement)
     r.add_get(f"{p}/settlements/{{id}}", get_settlement)
     r.add_get(f"{p}/settlements/{{id}}/receipt", settlement_receipt)
+    r.add_get(f"{p}/visits/{{mdtrt_id}}/fee-list", fee_list)
     r.add_get(f"{p}/settlements/{{id}}/events", settlement_events)
     r.add_post(f"{p}/settlements/{{id}}/cancel", cancel_settlement)
     r.add_post(f"{p}/settlements/{{id}}/reverse", reverse_settlement)

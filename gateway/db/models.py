@@ -539,3 +539,36 @@ class InsuranceSettlementEvent(Base):
     source: Mapped[str] = mapped_column(String(16))  # api | worker
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class InsuranceFeeLine(Base):
+    """费用明细 as uploaded to the insurance centre (2204/2301) with the centre's verdict per line;
+    the discharge fee list (出院费用清单) a kiosk prints is read from here."""
+
+    __tablename__ = "insurance_fee_lines"
+    __table_args__ = (UniqueConstraint("centre_id", "mdtrt_id", "feedetl_sn", name="uq_insurance_fee_lines_line"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    centre_id: Mapped[str] = mapped_column(String(40))
+    mdtrt_id: Mapped[str] = mapped_column(String(64), index=True)
+    psn_no: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(12))  # outpatient | inpatient
+    feedetl_sn: Mapped[str] = mapped_column(String(64))
+    chrg_bchno: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    fee_time: Mapped[dt.datetime] = mapped_column()
+    med_list_codg: Mapped[str] = mapped_column(String(64))
+    medins_list_codg: Mapped[str] = mapped_column(String(64))
+    item_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    quantity: Mapped[str] = mapped_column(String(32))  # decimal as text: never a float
+    unit_price: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int] = mapped_column(BigInteger)  # fen
+    selfpay_prop: Mapped[str] = mapped_column(String(16), default="0")
+    fulamt_ownpay: Mapped[int] = mapped_column(BigInteger, default=0)
+    overlmt: Mapped[int] = mapped_column(BigInteger, default=0)
+    preselfpay: Mapped[int] = mapped_column(BigInteger, default=0)
+    inscp_scp: Mapped[int] = mapped_column(BigInteger, default=0)
+    chrgitm_lv: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    med_chrgitm_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    status: Mapped[str] = mapped_column(String(12))  # uploaded | revoked
+    msgid: Mapped[str] = mapped_column(String(40))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -83,13 +83,16 @@ class InsuranceVisits:
         cid, adapter = await self._adapter(body.centre)
         fn = adapter.upload_inpatient_fees if inpatient else adapter.upload_outpatient_fees
         result = await self._call(cid, "2301" if inpatient else "2204", fn(body.visit, body.lines), request=body)
+        await self.core.insurance_fees.record_upload(cid, body, result, inpatient=inpatient)
         return {"msgid": result.msgid, "warn_msg": result.warn_msg, "total": result.total,
                 "lines": [line.model_dump(mode="json") for line in result.lines]}
 
     async def revoke_fees(self, body: RevokeFeesIn, *, inpatient: bool) -> dict[str, Any]:
         cid, adapter = await self._adapter(body.centre)
         fn = adapter.revoke_inpatient_fees if inpatient else adapter.revoke_outpatient_fees
-        return _ack(await self._call(cid, "2302" if inpatient else "2205", fn(body.visit, body.batch), request=body))
+        ack = await self._call(cid, "2302" if inpatient else "2205", fn(body.visit, body.batch), request=body)
+        await self.core.insurance_fees.record_revoke(cid, body, inpatient=inpatient)
+        return _ack(ack)
 
     async def pre_settle(self, body: SettleInputs) -> dict[str, Any]:
         cid, adapter = await self._adapter(body.centre)

@@ -7,6 +7,8 @@ control surface, never by patching the gateway.
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 import datetime as dt
 import secrets
 from collections.abc import AsyncIterator
@@ -76,7 +78,7 @@ def now_iso() -> str:
 
 
 def fee_line(sn: str, code_: str, amount: int, qty: int = 1, batch: str | None = "B1") -> dict[str, Any]:
-    price = f"{amount / 100 / qty:.4f}"
+    price = f"{Decimal(amount) / 100 / qty:.4f}"
     return {"feedetl_sn": sn, "fee_time": now_iso(), "med_list_codg": code_, "medins_list_codg": f"H-{code_}",
             "amount": amount, "quantity": str(qty), "unit_price": price, "chrg_bchno": batch}
 
@@ -314,3 +316,34 @@ async def test_inpatient_stay_from_admission_to_discharge_settlement(igw: Gatewa
     assert (await centre_settlement(nhsa_sim, s["setl_id"]))["reversed_by"] is None
     _, payment = await igw.client.get(f"/v1/payments/{s['payment_id']}")
     assert payment["business_type"] == "inpatient" and payment["amount"] == s["amounts"]["cash"]
+    # The discharge fee list a kiosk prints: the lines with the centre's verdict, and the settlement by bucket.
+    status, printed = await igw.client.get(f"/v1/insurance/visits/{visit['mdtrt_id']}/fee-list")
+    assert status == 200, printed
+    assert [i["feedetl_sn"] for i in printed["items"]] == ["F1", "F2", "F3"]
+    assert printed["totals"]["total"]["amount"] == 311000
+    assert sum(c["amount"] for c in printed["categories"]) == 311000
+    assert printed["settlement"]["setl_id"] == s["setl_id"]
+    assert {c["key"] for c in printed["settlement"]["columns"]} >= {"fund", "personal_account", "cash"}
+
+
+async def test_revoked_fee_lines_leave_the_fee_list(igw: Gateway, nhsa_sim: NhsaSimHandle) -> None:
+    person = await identify(igw, "EC-QR-LISI")
+    ins = person["insurances"][0]
+    cert = person["mdtrt_cert"]
+    status, adm = await igw.client.post("/v1/insurance/inpatient/admissions", {
+        "psn_no": person["psn_no"], "insuplc_admdvs": ins["insuplc_admdvs"], "insutype": ins["insutype"],
+        "cert_type": cert["cert_type"], "cert_no": cert["cert_no"], "med_type": "21", "begin_time": now_iso(),
+        "ipt_no": "ZY" + secrets.token_hex(4), "atddr_no": "D002", "chfpdr_name": "李主任", "adm_diag_dscr": "肺炎",
+        "adm_dept_codg": "K02", "adm_dept_name": "呼吸科", "adm_bed": "12", "dise_codg": "J18.9", "dise_name": "肺炎"})
+    assert status == 200, adm
+    visit = {"psn_no": person["psn_no"], "insuplc_admdvs": ins["insuplc_admdvs"], "mdtrt_id": adm["mdtrt_id"],
+             "insutype": ins["insutype"]}
+    lines = [fee_line("G1", "120100001", 6000, 1, None), fee_line("G2", "330100001", 2000, 2, None)]
+    status, _ = await igw.client.post("/v1/insurance/inpatient/fees", {"visit": visit, "lines": lines})
+    assert status == 200
+    status, _ = await igw.client.post("/v1/insurance/inpatient/fees/revoke", {"visit": visit, "batch": "G2"})
+    assert status == 200
+    _, printed = await igw.client.get(f"/v1/insurance/visits/{visit['mdtrt_id']}/fee-list")
+    assert [i["feedetl_sn"] for i in printed["items"]] == ["G1"]
+    assert printed["items"][0]["quantity"] == "1" and printed["totals"]["total"]["amount"] == 6000
+    assert printed["settlement"] is None

@@ -1,0 +1,148 @@
+"""Plumbing shared by the upstream simulators (payment channels, banks, HIS, insurance).
+
+Only the parts that are the same for every simulator live here; the wire protocol,
+the error bodies and the fault kinds stay in each simulator's own package.
+
+- :func:`serve_app`: serve an aiohttp app on ``host:port`` (0: any free port) and
+  give back the runner and the base URL a client should use.
+- :class:`SimHandleBase`: ``stop()`` and ``async with`` for a running simulator.
+- :func:`read_json_object`: the JSON object body of a ``/_sim/`` control call, or a
+  clear 400.
+- :func:`json_error`: the ``{"error", "code"}`` answer of a control call.
+- :func:`reset_connection` / :func:`abort_request`: drop a connection with a TCP reset.
+- :func:`hold`: keep a caller waiting, what a "timeout" fault does.
+- :func:`act_out_fault`: the connection-level fault kinds (latency, timeout,
+  http_error, reset) shared by the channel simulators.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any, Self
+
+from aiohttp import web
+
+# a wildcard bind is reached through loopback
+_WILDCARD_SHOWN = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}
+
+
+def shown_base_url(host: str, port: int) -> str:
+    """The ``http://host:port`` a client uses for a server bound to ``host:port``."""
+    ipv6 = ":" in host
+    shown = _WILDCARD_SHOWN.get(host, f"[{host}]" if ipv6 else host)
+    return f"http://{shown}:{port}"
+
+
+async def serve_app(app: web.Application, host: str = "127.0.0.1", port: int = 0, *,
+                    on_bound: Callable[[str], object] | None = None,
+                    on_started: Callable[[], Awaitable[object]] | None = None) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` on ``host:port`` (IPv4 or IPv6, 0: any free port); return its runner and base URL.
+
+    ``on_bound(base_url)`` runs once the port is known, before the first request can
+    arrive; ``on_started()`` after the site is up (e.g. to start a notifier). If
+    anything fails the runner is cleaned up and the error raised. Handler
+    cancellation is on, so a held ("timeout") request ends when its caller gives up
+    or the server stops.
+    """
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+    await runner.setup()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        await runner.cleanup()
+        raise
+    base_url = shown_base_url(host, sock.getsockname()[1])
+    try:
+        if on_bound is not None:
+            on_bound(base_url)
+        await web.SockSite(runner, sock).start()
+        if on_started is not None:
+            await on_started()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, base_url
+
+
+class SimHandleBase:
+    """A running simulator's ``stop()`` and ``async with``; subclasses set ``_runner``.
+
+    Override ``stop()`` to stop more (a notifier) and call ``super().stop()`` last.
+    """
+
+    _runner: web.AppRunner
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def read_json_object(request: web.Request, *, empty_ok: bool = True) -> dict[str, Any]:
+    """The JSON object a control call sent; ``{}`` for no body when ``empty_ok``; else HTTP 400."""
+    if empty_ok and not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error":"body must be JSON"}', content_type="application/json") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text='{"error":"body must be a JSON object"}', content_type="application/json")
+    return data
+
+
+def json_error(status: int, message: str, code: str = "") -> web.Response:
+    """A control call's error answer: ``{"error": message, "code": code or null}``."""
+    return web.json_response({"error": message, "code": code or None}, status=status)
+
+
+def reset_connection(transport: asyncio.BaseTransport | None) -> None:
+    """Close a connection with a TCP reset (SO_LINGER 0), answering nothing."""
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def abort_request(request: web.Request) -> web.Response:
+    """Drop the request's connection with a TCP reset; the returned response never reaches the client."""
+    reset_connection(request.transport)
+    return web.Response(status=500)
+
+
+async def hold(seconds: float) -> None:
+    """Keep the caller waiting (the handler is cancelled when the caller leaves or the server stops)."""
+    await asyncio.sleep(seconds)
+
+
+async def act_out_fault(request: web.Request, kind: str, delay_seconds: float,
+                        error: Callable[[], web.Response]) -> web.Response | None:
+    """Act out a connection-level fault; ``None`` means "go on" (latency, or a kind acting on the answer).
+
+    ``latency`` waits, ``timeout`` waits then resets, ``http_error`` answers ``error()``,
+    ``reset`` resets at once.
+    """
+    if kind == "latency":
+        await hold(delay_seconds)
+    elif kind == "timeout":
+        await hold(delay_seconds)
+        return abort_request(request)
+    elif kind == "http_error":
+        return error()
+    elif kind == "reset":
+        return abort_request(request)
+    return None
