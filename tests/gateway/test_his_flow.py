@@ -441,3 +441,30 @@ async def test_webhook_notifier_tells_staff_of_a_new_case(hgw: Gateway, his_sim:
         assert patient.patient_id not in body.decode()
     finally:
         await runner.cleanup()
+
+
+async def test_inpatient_deposit_paid_by_wechat_written_back_and_refunded(hgw: Gateway, his_sim: Any) -> None:
+    h = his_sim.hospital
+    patient = next(p for p in h.patients.values()
+                   if any(v.kind == "inpatient" and v.patient_id == p.patient_id for v in h.visits.values()))
+    visit = next(v for v in h.visits.values() if v.kind == "inpatient" and v.patient_id == patient.patient_id)
+    deposit = h.add_charge(patient.patient_id, 200000, bill_type="inpatient_deposit", visit_no=visit.visit_no)
+    status, p = await hgw.client.post("/v1/payments", pay_body(
+        amount=200000, business_type="inpatient_deposit", subject="住院预交金", wait_seconds=20,
+        his={"system": "his", "patient_id": patient.patient_id, "visit_no": visit.visit_no,
+             "charge_ids": [deposit.charge_id]}))
+    assert status == 200 and p["status"] == "SUCCEEDED", p
+    await wait_for(lambda: _is_wb(hgw, p["payment_id"], "RECORDED"), timeout=10)
+    assert h.find_record(p["payment_id"]).bill_type == "inpatient_deposit"
+    # At discharge the unused part of the deposit is refunded along the original route and written back.
+    status, r = await hgw.client.post(f"/v1/payments/{p['payment_id']}/refunds", {
+        "out_refund_no": "DEP" + secrets.token_hex(4), "amount": 50000, "reason": "出院结算退还预交金",
+        "his_write_back": True})
+    assert status == 200 and r["status"] in ("PROCESSING", "SUCCEEDED"), r
+
+    async def refund_recorded() -> bool:
+        return any(x.kind == "refund" and x.refund_id == r["refund_id"] and x.amount == 50000 for x in h.records)
+
+    await wait_for(refund_recorded, timeout=30)
+    _, pay = await hgw.client.get(f"/v1/payments/{p['payment_id']}")
+    assert pay["status"] == "PARTIALLY_REFUNDED" and pay["refunded_amount"] == 50000
