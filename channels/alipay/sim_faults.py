@@ -8,19 +8,16 @@ goes to ``/gateway.do``, so faults pick calls by ``api`` (the method name, e.g.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
-import random
 import re
 import secrets
-import socket
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+
+from gateway.testing.simkit import FaultList, act_out_fault
 
 KINDS = ("latency", "timeout", "http_error", "reset", "bad_signature", "no_signature")
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS")
@@ -74,23 +71,9 @@ class Fault:
                 "delay_seconds": self.delay_seconds, "status": self.status, "fired": self.fired}
 
 
-class FaultSet:
-    def __init__(self, seed: int | None = None) -> None:
-        self.faults: list[Fault] = []
-        self._rng = random.Random(seed)
-
-    def add(self, spec: dict[str, Any]) -> Fault:
-        fault = Fault.from_spec(spec)
-        self.faults.append(fault)
-        return fault
-
-    def clear(self) -> None:
-        self.faults.clear()
-
-    def remove(self, fault_id: str) -> bool:
-        before = len(self.faults)
-        self.faults = [f for f in self.faults if f.id != fault_id]
-        return len(self.faults) != before
+class FaultSet(FaultList):
+    fault_type = Fault
+    faults: list[Fault]
 
     def pick(self, http_method: str, path: str, api: str) -> Fault | None:
         for fault in self.faults:
@@ -100,31 +83,13 @@ class FaultSet:
                 continue
             if fault.http_method and fault.http_method != http_method:
                 continue
-            if fault.count is not None and fault.count <= 0:
-                continue
-            if fault.rate < 1.0 and self._rng.random() >= fault.rate:
-                continue
-            fault.fired += 1
-            if fault.count is not None:
-                fault.count -= 1
-            return fault
+            if self._fires(fault):
+                return fault
         return None
 
 
 FAULTS_KEY = web.AppKey("alipay_faults", FaultSet)
 API_KEY: Any = getattr(web, "RequestKey", lambda name, t: name)("alipay_api", str)
-
-
-def _abort(request: web.Request) -> web.Response:
-    """Drop the connection with a TCP reset, answering nothing."""
-    transport = request.transport
-    if transport is not None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
-    return web.Response(status=500)  # never reaches the client
 
 
 def _error_page(status: int) -> web.Response:
@@ -149,14 +114,7 @@ def spoil_signature(body: bytes, *, remove: bool) -> bytes:
 
 
 async def _act(request: web.Request, fault: Fault) -> web.Response | None:
-    if fault.kind in ("latency", "timeout"):
-        await asyncio.sleep(fault.delay_seconds)
-        return _abort(request) if fault.kind == "timeout" else None
-    if fault.kind == "http_error":
-        return _error_page(fault.status)
-    if fault.kind == "reset":
-        return _abort(request)
-    return None
+    return await act_out_fault(request, fault.kind, fault.delay_seconds, lambda: _error_page(fault.status))
 
 
 @web.middleware

@@ -8,12 +8,12 @@ handle. The public SDK works against it unchanged: point its gateway at
 """
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from aiohttp import web
 
 from gateway.channel import SimulatorInfo
+from gateway.testing.simkit import ChannelSimHandle, serve_app
 
 from . import sim_control, sim_gateway
 from .sim_core import SIM_KEY, AlipaySimulator
@@ -31,24 +31,15 @@ def build_app(sim: AlipaySimulator, faults: FaultSet | None = None) -> web.Appli
     return app
 
 
-class AlipaySimHandle:
+class AlipaySimHandle(ChannelSimHandle):
     """A running simulator: where it listens, its sandbox applications, and ``stop()``."""
 
+    simulator: AlipaySimulator
+    faults_key = FAULTS_KEY
+
     def __init__(self, sim: AlipaySimulator, app: web.Application, runner: web.AppRunner, base_url: str) -> None:
-        self.simulator = sim
-        self.app = app
-        self.base_url = base_url
+        super().__init__(sim, app, runner, base_url)
         self.gateway_url = f"{base_url}/gateway.do"
-        self.control_url = f"{base_url}/_sim"
-        self._runner = runner
-
-    @property
-    def faults(self) -> FaultSet:
-        return self.app[FAULTS_KEY]
-
-    @property
-    def merchants(self) -> list[SimMerchant]:
-        return list(self.simulator.merchants.values())
 
     @property
     def info(self) -> SimulatorInfo:
@@ -63,16 +54,6 @@ class AlipaySimHandle:
         """One ``AlipayConfig``-valid dict per sandbox application."""
         return [m.config(self.base_url) for m in self.merchants]
 
-    async def stop(self) -> None:
-        await self.simulator.notifier.stop()
-        await self._runner.cleanup()
-
-    async def __aenter__(self) -> AlipaySimHandle:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
 
 async def start_simulator(host: str = "127.0.0.1", port: int = 0, *, merchants: int = 1) -> AlipaySimHandle:
     """Start a simulator with ``merchants`` fresh sandbox applications on ``host:port``."""
@@ -80,22 +61,6 @@ async def start_simulator(host: str = "127.0.0.1", port: int = 0, *, merchants: 
         raise ValueError("at least one merchant")
     sim = AlipaySimulator([SimMerchant.generate(i) for i in range(merchants)])
     app = build_app(sim)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
-    await runner.setup()
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound = sock.getsockname()[1]
-    # a wildcard bind is reached through loopback
-    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(
-        host, f"[{host}]" if family == socket.AF_INET6 else host)
-    sim.base_url = f"http://{shown}:{bound}"
-    site = web.SockSite(runner, sock)
-    try:
-        await site.start()
-        await sim.notifier.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
+    runner, _ = await serve_app(app, host, port, on_bound=lambda url: setattr(sim, "base_url", url),
+                                on_started=sim.notifier.start)
     return AlipaySimHandle(sim, app, runner, sim.base_url)

@@ -7,6 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from channels.wechatpay.sim_faults import KINDS as FAULT_KINDS
+from gateway.testing.simkit import add_fault_routes, add_script_routes
+from gateway.testing.simkit import json_error as _err
+from gateway.testing.simkit import read_json_object as _body
 
 from .sim_core import REFUND_RESULTS, UnionPaySimulator
 from .sim_gateway import FAULTS_KEY, SIM_KEY
@@ -17,24 +20,8 @@ SETTINGS = ("consume_settle_seconds", "refund_settle_seconds", "undo_settle_seco
             "fee_rate_bp", "settle_cutoff_hour", "bill_summary")
 
 
-def _err(status: int, message: str, code: str = "") -> web.Response:
-    return web.json_response({"error": message, "code": code or None}, status=status)
-
-
 def _sim(request: web.Request) -> UnionPaySimulator:
     return request.app[SIM_KEY]
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error":"body must be JSON"}', content_type="application/json") from None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text='{"error":"body must be a JSON object"}', content_type="application/json")
-    return data
 
 
 @web.middleware
@@ -102,38 +89,6 @@ async def get_refund(request: web.Request) -> web.Response:
         return web.json_response(_txn(request, "refund").as_sim())
     except AcpError:
         return web.json_response(sim.lookup(request.match_info["no"], request.query.get("merId"), "undo").as_sim())
-
-
-async def add_script(request: web.Request) -> web.Response:
-    return web.json_response(_sim(request).add_script(await _body(request)).as_dict(), status=201)
-
-
-async def list_scripts(request: web.Request) -> web.Response:
-    return web.json_response([s.as_dict() for s in _sim(request).scripts])
-
-
-async def clear_scripts(request: web.Request) -> web.Response:
-    _sim(request).scripts.clear()
-    return web.json_response({"cleared": True})
-
-
-async def add_fault(request: web.Request) -> web.Response:
-    return web.json_response(request.app[FAULTS_KEY].add(await _body(request)).as_dict(), status=201)
-
-
-async def list_faults(request: web.Request) -> web.Response:
-    return web.json_response([f.as_dict() for f in request.app[FAULTS_KEY].faults])
-
-
-async def clear_faults(request: web.Request) -> web.Response:
-    request.app[FAULTS_KEY].clear()
-    return web.json_response({"cleared": True})
-
-
-async def remove_fault(request: web.Request) -> web.Response:
-    if not request.app[FAULTS_KEY].remove(request.match_info["id"]):
-        return _err(404, "no such fault")
-    return web.json_response({"removed": request.match_info["id"]})
 
 
 async def clock(request: web.Request) -> web.Response:
@@ -216,13 +171,8 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/_sim/orders/{no}/notify", renotify)
     r.add_get("/_sim/refunds/{no}", get_refund)
     r.add_post("/_sim/refunds/{no}/notify", renotify)
-    r.add_get("/_sim/scripts", list_scripts)
-    r.add_post("/_sim/scripts", add_script)
-    r.add_delete("/_sim/scripts", clear_scripts)
-    r.add_get("/_sim/faults", list_faults)
-    r.add_post("/_sim/faults", add_fault)
-    r.add_delete("/_sim/faults", clear_faults)
-    r.add_delete("/_sim/faults/{id}", remove_fault)
+    add_script_routes(r, SIM_KEY)
+    add_fault_routes(r, FAULTS_KEY)
     for method in ("GET", "POST", "DELETE"):
         r.add_route(method, "/_sim/clock", clock)
     r.add_get("/_sim/settings", settings)

@@ -6,7 +6,6 @@ file-download host serves it). Every answer is HTTP 200 and signed, refusals inc
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Mapping
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from channels.wechatpay.sim_faults import Fault, FaultSet
-from channels.wechatpay.sim_faults import _abort as abort_connection
+from gateway.testing.simkit import act_out_fault
 
 from . import crypto
 from .sim_core import UnionPaySimulator
@@ -155,17 +154,7 @@ def _error_page(status: int) -> web.Response:
 
 
 async def _break(request: web.Request, fault: Fault) -> web.StreamResponse | None:
-    if fault.kind == "latency":
-        await asyncio.sleep(fault.delay_seconds)
-        return None
-    if fault.kind == "timeout":
-        await asyncio.sleep(fault.delay_seconds)
-        return abort_connection(request)
-    if fault.kind == "http_error":
-        return _error_page(fault.status)
-    if fault.kind == "reset":
-        return abort_connection(request)
-    return None
+    return await act_out_fault(request, fault.kind, fault.delay_seconds, lambda: _error_page(fault.status))
 
 
 @web.middleware

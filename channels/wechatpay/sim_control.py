@@ -8,6 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from gateway.money import fen_to_yuan
+from gateway.testing.simkit import add_fault_routes, add_script_routes
+from gateway.testing.simkit import json_error as _err
+from gateway.testing.simkit import read_json_object as _body
 
 from .sim_core import WeChatPaySimulator
 from .sim_faults import FAULTS_KEY, KINDS
@@ -18,24 +21,8 @@ from .wire import CST, format_time
 SETTINGS = ("refund_settle_seconds", "userpaying_timeout_seconds", "fee_rate_bp", "bill_url_ttl_seconds")
 
 
-def _err(status: int, message: str, code: str = "") -> web.Response:
-    return web.json_response({"error": message, "code": code or None}, status=status)
-
-
 def _sim(request: web.Request) -> WeChatPaySimulator:
     return request.app[SIM_KEY]
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error":"body must be JSON"}', content_type="application/json") from None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text='{"error":"body must be a JSON object"}', content_type="application/json")
-    return data
 
 
 @web.middleware
@@ -100,40 +87,6 @@ async def get_refund(request: web.Request) -> web.Response:
         if r.out_refund_no == request.match_info["no"]:
             return web.json_response({**r.as_refund(), "mchid": r.mchid, "sub_mchid": r.sub_mchid or None})
     return _err(404, "退款单不存在", "RESOURCE_NOT_EXISTS")
-
-
-async def add_script(request: web.Request) -> web.Response:
-    script = _sim(request).add_script(await _body(request))
-    return web.json_response(script.as_dict(), status=201)
-
-
-async def list_scripts(request: web.Request) -> web.Response:
-    return web.json_response([s.as_dict() for s in _sim(request).scripts])
-
-
-async def clear_scripts(request: web.Request) -> web.Response:
-    _sim(request).scripts.clear()
-    return web.json_response({"cleared": True})
-
-
-async def add_fault(request: web.Request) -> web.Response:
-    fault = request.app[FAULTS_KEY].add(await _body(request))
-    return web.json_response(fault.as_dict(), status=201)
-
-
-async def list_faults(request: web.Request) -> web.Response:
-    return web.json_response([f.as_dict() for f in request.app[FAULTS_KEY].faults])
-
-
-async def clear_faults(request: web.Request) -> web.Response:
-    request.app[FAULTS_KEY].clear()
-    return web.json_response({"cleared": True})
-
-
-async def remove_fault(request: web.Request) -> web.Response:
-    if not request.app[FAULTS_KEY].remove(request.match_info["id"]):
-        return _err(404, "no such fault")
-    return web.json_response({"removed": request.match_info["id"]})
 
 
 async def clock(request: web.Request) -> web.Response:
@@ -219,13 +172,8 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/_sim/orders/{no}/fail", fail_order)
     r.add_post("/_sim/orders/{no}/notify", renotify_order)
     r.add_get("/_sim/refunds/{no}", get_refund)
-    r.add_get("/_sim/scripts", list_scripts)
-    r.add_post("/_sim/scripts", add_script)
-    r.add_delete("/_sim/scripts", clear_scripts)
-    r.add_get("/_sim/faults", list_faults)
-    r.add_post("/_sim/faults", add_fault)
-    r.add_delete("/_sim/faults", clear_faults)
-    r.add_delete("/_sim/faults/{id}", remove_fault)
+    add_script_routes(r, SIM_KEY)
+    add_fault_routes(r, FAULTS_KEY)
     for method in ("GET", "POST", "DELETE"):
         r.add_route(method, "/_sim/clock", clock)
     r.add_get("/_sim/settings", settings)

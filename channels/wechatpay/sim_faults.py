@@ -6,17 +6,14 @@ spoiled: the classic "charged but the cashier never heard").
 """
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
-import random
 import secrets
-import socket
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from gateway.testing.simkit import FaultList, act_out_fault
 
 KINDS = ("latency", "timeout", "http_error", "reset", "bad_signature", "no_signature")
 SIGNATURE_HEADERS = ("Wechatpay-Signature", "Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Serial",
@@ -63,23 +60,9 @@ class Fault:
                 "delay_seconds": self.delay_seconds, "status": self.status, "fired": self.fired}
 
 
-class FaultSet:
-    def __init__(self, seed: int | None = None) -> None:
-        self.faults: list[Fault] = []
-        self._rng = random.Random(seed)
-
-    def add(self, spec: dict[str, Any]) -> Fault:
-        fault = Fault.from_spec(spec)
-        self.faults.append(fault)
-        return fault
-
-    def clear(self) -> None:
-        self.faults.clear()
-
-    def remove(self, fault_id: str) -> bool:
-        before = len(self.faults)
-        self.faults = [f for f in self.faults if f.id != fault_id]
-        return len(self.faults) != before
+class FaultSet(FaultList):
+    fault_type = Fault
+    faults: list[Fault]
 
     def pick(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
@@ -87,30 +70,12 @@ class FaultSet:
                 continue
             if fault.method and fault.method != method:
                 continue
-            if fault.count is not None and fault.count <= 0:
-                continue
-            if fault.rate < 1.0 and self._rng.random() >= fault.rate:
-                continue
-            fault.fired += 1
-            if fault.count is not None:
-                fault.count -= 1
-            return fault
+            if self._fires(fault):
+                return fault
         return None
 
 
 FAULTS_KEY = web.AppKey("wechatpay_faults", FaultSet)
-
-
-def _abort(request: web.Request) -> web.Response:
-    """Drop the connection with a TCP reset, answering nothing."""
-    transport = request.transport
-    if transport is not None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
-    return web.Response(status=500)  # never reaches the client
 
 
 def _error_response(request: web.Request, status: int) -> web.Response:
@@ -129,15 +94,9 @@ async def fault_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return await handler(request)
     kind = fault.kind
     if fault.when == "before":
-        if kind == "latency":
-            await asyncio.sleep(fault.delay_seconds)
-        elif kind == "timeout":
-            await asyncio.sleep(fault.delay_seconds)
-            return _abort(request)
-        elif kind == "http_error":
-            return _error_response(request, fault.status)
-        elif kind == "reset":
-            return _abort(request)
+        early = await act_out_fault(request, kind, fault.delay_seconds, lambda: _error_response(request, fault.status))
+        if early is not None:
+            return early
     resp = await handler(request)
     if kind in ("bad_signature", "no_signature"):
         if kind == "no_signature":
@@ -150,13 +109,7 @@ async def fault_middleware(request: web.Request, handler: Any) -> web.StreamResp
             resp.headers["Wechatpay-Signature"] = base64.b64encode(bytes(fake)).decode()
         return resp
     if fault.when == "after":
-        if kind == "latency":
-            await asyncio.sleep(fault.delay_seconds)
-        elif kind == "timeout":
-            await asyncio.sleep(fault.delay_seconds)
-            return _abort(request)
-        elif kind == "http_error":
-            return _error_response(request, fault.status)
-        elif kind == "reset":
-            return _abort(request)
+        late = await act_out_fault(request, kind, fault.delay_seconds, lambda: _error_response(request, fault.status))
+        if late is not None:
+            return late
     return resp

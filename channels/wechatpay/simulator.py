@@ -7,12 +7,12 @@ The control surface lives under ``/_sim/`` (see ``docs/channels/wechatpay.md``).
 """
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from aiohttp import web
 
 from gateway.channel import SimulatorInfo
+from gateway.testing.simkit import ChannelSimHandle, serve_app
 
 from . import sim_control, sim_v2, sim_v3
 from .sim_core import WeChatPaySimulator
@@ -31,24 +31,11 @@ def build_app(sim: WeChatPaySimulator, faults: FaultSet | None = None) -> web.Ap
     return app
 
 
-class WeChatPaySimHandle:
+class WeChatPaySimHandle(ChannelSimHandle):
     """A running simulator: where it listens, its sandbox merchants, and ``stop()``."""
 
-    def __init__(self, sim: WeChatPaySimulator, app: web.Application, runner: web.AppRunner,
-                 base_url: str) -> None:
-        self.simulator = sim
-        self.app = app
-        self.base_url = base_url
-        self.control_url = f"{base_url}/_sim"
-        self._runner = runner
-
-    @property
-    def faults(self) -> FaultSet:
-        return self.app[FAULTS_KEY]
-
-    @property
-    def merchants(self) -> list[SimMerchant]:
-        return list(self.simulator.merchants.values())
+    simulator: WeChatPaySimulator
+    faults_key = FAULTS_KEY
 
     @property
     def info(self) -> SimulatorInfo:
@@ -63,16 +50,6 @@ class WeChatPaySimHandle:
         """One ``WeChatPayConfig``-valid dict per sandbox merchant."""
         return [m.config(self.base_url) for m in self.merchants]
 
-    async def stop(self) -> None:
-        await self.simulator.notifier.stop()
-        await self._runner.cleanup()
-
-    async def __aenter__(self) -> WeChatPaySimHandle:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
 
 async def start_simulator(host: str = "127.0.0.1", port: int = 0, *, merchants: int = 1) -> WeChatPaySimHandle:
     """Start a simulator with ``merchants`` fresh sandbox merchants on ``host:port``."""
@@ -80,22 +57,6 @@ async def start_simulator(host: str = "127.0.0.1", port: int = 0, *, merchants: 
         raise ValueError("at least one merchant")
     sim = WeChatPaySimulator([SimMerchant.generate(i) for i in range(merchants)])
     app = build_app(sim)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
-    await runner.setup()
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound = sock.getsockname()[1]
-    # a wildcard bind is reached through loopback
-    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(
-        host, f"[{host}]" if family == socket.AF_INET6 else host)
-    sim.base_url = f"http://{shown}:{bound}"
-    site = web.SockSite(runner, sock)
-    try:
-        await site.start()
-        await sim.notifier.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
+    runner, _ = await serve_app(app, host, port, on_bound=lambda url: setattr(sim, "base_url", url),
+                                on_started=sim.notifier.start)
     return WeChatPaySimHandle(sim, app, runner, sim.base_url)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import copy
 import secrets
-import socket
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from gateway.channel import SimulatorInfo
+from gateway.testing.simkit import SimHandleBase, serve_app
 
 from ..config_file import load_system_toml
 from ..simhis.control import add_control_routes
@@ -34,7 +34,7 @@ def build_app(hospital: SimHospital, apps: dict[str, str]) -> web.Application:
     return app
 
 
-class RestHisSimHandle:
+class RestHisSimHandle(SimHandleBase):
     """A running REST HIS simulator."""
 
     def __init__(self, hospital: SimHospital, runner: web.AppRunner, base_url: str, app_id: str,
@@ -61,14 +61,6 @@ class RestHisSimHandle:
         auth.update(app_id=self.app_id, secret=self.secret)
         return [{**system, "config": config}]
 
-    async def stop(self) -> None:
-        await self._runner.cleanup()
-
-    async def __aenter__(self) -> RestHisSimHandle:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
 
 async def start_simulator(host: str = "127.0.0.1", port: int = 0, *, hospital: SimHospital | None = None,
@@ -80,19 +72,5 @@ async def start_simulator(host: str = "127.0.0.1", port: int = 0, *, hospital: S
     hospital = hospital or SimHospital()
     secret = secret or secrets.token_hex(16)
     app = build_app(hospital, {app_id: secret})
-    # handler_cancellation: a held ("timeout") request ends when its caller gives up
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
-    await runner.setup()
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(
-        host, f"[{host}]" if family == socket.AF_INET6 else host)
-    base_url = f"http://{shown}:{sock.getsockname()[1]}"
-    try:
-        await web.SockSite(runner, sock).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
+    runner, base_url = await serve_app(app, host, port)
     return RestHisSimHandle(hospital, runner, base_url, app_id, secret)

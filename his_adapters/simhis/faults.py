@@ -9,11 +9,10 @@ learns, the case its idempotent retry exists for.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-import struct
 from dataclasses import dataclass
 from typing import Any
+
+from gateway.testing import simkit
 
 OPS = ("pending", "write_back", "write_back_query", "refund_write_back", "bill", "*")
 KINDS = ("refuse", "timeout", "error", "malformed", "unknown_status", "down")
@@ -66,15 +65,9 @@ class FaultPlan:
 
 async def hold() -> None:
     """What a ``timeout`` fault does: keep the caller waiting (cancelled when the server stops)."""
-    await asyncio.sleep(HOLD_SECONDS)
+    await simkit.hold(HOLD_SECONDS)
 
 
 def drop_connection(transport: asyncio.BaseTransport | None) -> None:
     """What a ``down`` fault does: close the connection with a reset, answering nothing."""
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
+    simkit.reset_connection(transport)

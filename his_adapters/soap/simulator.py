@@ -13,7 +13,6 @@ import base64
 import binascii
 import datetime as dt
 import hmac
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from aiohttp import web
 from lxml import etree
 
 from gateway.channel import SimulatorInfo
+from gateway.testing.simkit import SimHandleBase, serve_app
 from his_adapters.config_file import load_system_toml
 from his_adapters.simhis import Fault, SimHospital
 from his_adapters.simhis.control import add_control_routes
@@ -182,7 +182,7 @@ def load_shipped_system(path: Path = CONFIG_PATH) -> dict[str, Any]:
     return load_system_toml(path)
 
 
-class SoapHisSimHandle:
+class SoapHisSimHandle(SimHandleBase):
     """A running simulator: its hospital, where it listens, and ``stop()``."""
 
     def __init__(self, sim: SoapHisSimulator, runner: web.AppRunner) -> None:
@@ -205,34 +205,11 @@ class SoapHisSimHandle:
         system = load_shipped_system()
         return [{**system, "config": {**system["config"], "endpoint": self.endpoint}}]
 
-    async def stop(self) -> None:
-        await self._runner.cleanup()
-
-    async def __aenter__(self) -> SoapHisSimHandle:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
 
 async def start_simulator(host: str = "127.0.0.1", port: int = 0, *, hospital: SimHospital | None = None,
                           require_auth: bool = True) -> SoapHisSimHandle:
     """Serve a SOAP HIS for ``hospital`` (a fresh seeded one by default) on ``host:port``."""
     sim = SoapHisSimulator(hospital or SimHospital(), require_auth=require_auth)
-    # handler cancellation lets a held (timeout) request end when its caller gives up or we stop
-    runner = web.AppRunner(build_app(sim), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
-    await runner.setup()
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound = sock.getsockname()[1]
-    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(
-        host, f"[{host}]" if family == socket.AF_INET6 else host)
-    sim.base_url = f"http://{shown}:{bound}"
-    try:
-        await web.SockSite(runner, sock).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
+    runner, _ = await serve_app(build_app(sim), host, port, on_bound=lambda url: setattr(sim, "base_url", url))
     return SoapHisSimHandle(sim, runner)

@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.testing.simkit import read_json_object
+
 from .sim_http import CENTRE_KEY, FAULTS_KEY, SECURITY_KEY, _json
 from .sim_model import CatalogueItem, SimInsurance, SimPerson
 from .sim_faults import KINDS
@@ -14,13 +16,7 @@ from .sim_security import SimSm
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error":"body must be JSON"}', content_type="application/json") from None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text='{"error":"body must be a JSON object"}', content_type="application/json")
-    return data
+    return await read_json_object(request, empty_ok=False)
 
 
 def _person_or_404(request: web.Request) -> SimPerson:

@@ -8,14 +8,10 @@ and then fails the answer, so the caller sees an unknown outcome for a done deed
 """
 from __future__ import annotations
 
-import contextlib
 import secrets
-import socket
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
 
 KINDS = ("timeout", "http_500", "drop", "error", "bad_signature")
 
@@ -70,15 +66,3 @@ class FaultSet:
                 fault.count -= 1
             return fault
         return None
-
-
-def abort(request: web.Request) -> web.Response:
-    """Drop the connection with a TCP reset, answering nothing."""
-    transport = request.transport
-    if transport is not None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
-    return web.Response(status=500)  # never reaches the client

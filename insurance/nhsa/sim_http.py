@@ -9,8 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.testing.simkit import abort_request as abort
+
 from .sim_core import InsuranceCentre
-from .sim_faults import Fault, FaultSet, abort
+from .sim_faults import Fault, FaultSet
 from .sim_model import SimError
 from .sim_recon import RawFile
 from .sim_security import SimPlain, SimSm

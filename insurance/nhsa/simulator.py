@@ -7,12 +7,12 @@ credentials (OAuth client, SM2 keys, SM4 key, TIF token) and returns a handle wh
 """
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from aiohttp import web
 
 from gateway.channel import SimulatorInfo
+from gateway.testing.simkit import SimHandleBase, serve_app
 
 from . import sim_control, sim_http
 from .profiles import RegionProfile, resolve_profile
@@ -35,7 +35,7 @@ def build_app(centre: InsuranceCentre, security: SimPlain, faults: FaultSet | No
     return app
 
 
-class NhsaSimHandle:
+class NhsaSimHandle(SimHandleBase):
     def __init__(self, centre: InsuranceCentre, security: SimPlain, app: web.Application, runner: web.AppRunner,
                  base_url: str) -> None:
         self.centre = centre
@@ -70,14 +70,6 @@ class NhsaSimHandle:
         return [{"id": f"nhsa-{self.profile.name}", "name": FIXMEDINS_NAME, "adapter": "nhsa",
                  "config": self.config()}]
 
-    async def stop(self) -> None:
-        await self._runner.cleanup()
-
-    async def __aenter__(self) -> NhsaSimHandle:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
 
 async def start_simulator(host: str = "127.0.0.1", port: int = 0, *,
@@ -86,18 +78,5 @@ async def start_simulator(host: str = "127.0.0.1", port: int = 0, *,
     centre = InsuranceCentre(fixmedins_code=FIXMEDINS_CODE, mdtrtarea_admvs=ADMVS, profile=region)
     security = sim_security_for(region.security)
     app = build_app(centre, security)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
-    await runner.setup()
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(
-        host, f"[{host}]" if family == socket.AF_INET6 else host)
-    base_url = f"http://{shown}:{sock.getsockname()[1]}"
-    try:
-        await web.SockSite(runner, sock).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
+    runner, base_url = await serve_app(app, host, port)
     return NhsaSimHandle(centre, security, app, runner, base_url)

@@ -8,16 +8,13 @@ charge, revoke or refund is committed) and then loses or spoils the answer.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
-import socket
-import struct
 from typing import Any
 
 from aiohttp import web
 
 from channels.wechatpay.sim_faults import KINDS, Fault, FaultSet
+from gateway.testing.simkit import act_out_fault
 
 from . import crypto
 from .wire import API_PREFIX, dumps
@@ -25,18 +22,6 @@ from .wire import API_PREFIX, dumps
 FAULTS_KEY = web.AppKey("refbank_faults", FaultSet)
 
 __all__ = ["FAULTS_KEY", "KINDS", "Fault", "FaultSet", "fault_middleware"]
-
-
-def _abort(request: web.Request) -> web.Response:
-    """Drop the connection with a TCP reset, answering nothing."""
-    transport = request.transport
-    if transport is not None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
-    return web.Response(status=500)  # never reaches the client
 
 
 def _error(status: int) -> web.Response:
@@ -58,16 +43,7 @@ def _spoil(resp: web.StreamResponse, kind: str) -> None:
 
 async def _act(request: web.Request, fault: Fault) -> web.Response | None:
     """Apply a latency/timeout/5xx/reset fault; None means "go on"."""
-    if fault.kind == "latency":
-        await asyncio.sleep(fault.delay_seconds)
-    elif fault.kind == "timeout":
-        await asyncio.sleep(fault.delay_seconds)
-        return _abort(request)
-    elif fault.kind == "http_error":
-        return _error(fault.status)
-    elif fault.kind == "reset":
-        return _abort(request)
-    return None
+    return await act_out_fault(request, fault.kind, fault.delay_seconds, lambda: _error(fault.status))
 
 
 @web.middleware

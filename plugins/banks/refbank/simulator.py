@@ -8,12 +8,12 @@ surface (``/_sim/…``), and returns a handle. It is the e-CNY channel's simulat
 """
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from aiohttp import web
 
 from gateway.channel import SimulatorInfo
+from gateway.testing.simkit import ChannelSimHandle, serve_app
 
 from . import crypto, sim_api, sim_control
 from .sim_core import RefBankSimulator
@@ -32,23 +32,11 @@ def build_app(sim: RefBankSimulator, faults: FaultSet | None = None) -> web.Appl
     return app
 
 
-class RefBankSimHandle:
+class RefBankSimHandle(ChannelSimHandle):
     """A running simulator: where it listens, its sandbox merchants, and ``stop()``."""
 
-    def __init__(self, sim: RefBankSimulator, app: web.Application, runner: web.AppRunner, base_url: str) -> None:
-        self.simulator = sim
-        self.app = app
-        self.base_url = base_url
-        self.control_url = f"{base_url}/_sim"
-        self._runner = runner
-
-    @property
-    def faults(self) -> FaultSet:
-        return self.app[FAULTS_KEY]
-
-    @property
-    def merchants(self) -> list[SimMerchant]:
-        return list(self.simulator.merchants.values())
+    simulator: RefBankSimulator
+    faults_key = FAULTS_KEY
 
     def bank_configs(self) -> list[dict[str, Any]]:
         """One ``RefBankConfig``-valid dict per sandbox merchant."""
@@ -69,16 +57,6 @@ class RefBankSimHandle:
         return SimulatorInfo(channel="ecny", base_url=self.base_url, control_url=self.control_url,
                              merchants=merchants)
 
-    async def stop(self) -> None:
-        await self.simulator.notifier.stop()
-        await self._runner.cleanup()
-
-    async def __aenter__(self) -> RefBankSimHandle:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
 
 async def start_simulator(host: str = "127.0.0.1", port: int = 0, *, merchants: int = 1) -> RefBankSimHandle:
     """Start a simulator with ``merchants`` fresh sandbox merchants on ``host:port`` (0: any free port)."""
@@ -86,26 +64,6 @@ async def start_simulator(host: str = "127.0.0.1", port: int = 0, *, merchants: 
         raise ValueError("at least one merchant")
     sim = RefBankSimulator([SimMerchant.generate(i) for i in range(merchants)])
     app = build_app(sim)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
-    await runner.setup()
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        await runner.cleanup()
-        raise
-    bound = sock.getsockname()[1]
-    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(
-        host, f"[{host}]" if family == socket.AF_INET6 else host)
-    sim.base_url = f"http://{shown}:{bound}"
-    site = web.SockSite(runner, sock)
-    try:
-        await site.start()
-        await sim.notifier.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
+    runner, _ = await serve_app(app, host, port, on_bound=lambda url: setattr(sim, "base_url", url),
+                                on_started=sim.notifier.start)
     return RefBankSimHandle(sim, app, runner, sim.base_url)

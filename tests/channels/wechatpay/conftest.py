@@ -1,9 +1,7 @@
 """Fixtures: a WeChat Pay simulator on loopback, an adapter pointed at it, a notify sink."""
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -12,19 +10,7 @@ from aiohttp import web
 
 from channels.wechatpay import WeChatPayChannel, WeChatPayConfig
 from channels.wechatpay.simulator import WeChatPaySimHandle, start_simulator
-
-
-@dataclass
-class NotifySink:
-    """A merchant notify endpoint: records what arrives, answers as told."""
-
-    url: str
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    answers: list[int] = field(default_factory=list)  # statuses to answer first, then 204
-    queue: asyncio.Queue[tuple[dict[str, str], bytes]] = field(default_factory=asyncio.Queue)
-
-    async def next(self, timeout: float = 5.0) -> tuple[dict[str, str], bytes]:
-        return await asyncio.wait_for(self.queue.get(), timeout)
+from gateway.testing.fixtures import Control, NotifySink, control_caller, eventually, notify_sink, session  # noqa: F401
 
 
 @pytest.fixture
@@ -38,38 +24,18 @@ async def sim(sink: NotifySink) -> AsyncIterator[WeChatPaySimHandle]:
         await handle.stop()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
+def _answer(s: NotifySink) -> tuple[web.Response, bool]:
+    # statuses to answer first, then 204
+    status = s.answers.pop(0) if s.answers else 204
+    if status < 300:
+        return web.Response(status=status), True
+    return web.json_response({"code": "FAIL", "message": "失败"}, status=status), False
 
 
 @pytest.fixture
 async def sink() -> AsyncIterator[NotifySink]:
-    holder: dict[str, NotifySink] = {}
-
-    async def receive(request: web.Request) -> web.Response:
-        s = holder["sink"]
-        item = (dict(request.headers), await request.read())
-        s.received.append(item)
-        status = s.answers.pop(0) if s.answers else 204
-        if status < 300:
-            s.queue.put_nowait(item)
-            return web.Response(status=status)
-        return web.json_response({"code": "FAIL", "message": "失败"}, status=status)
-
-    app = web.Application()
-    app.router.add_post("/notify", receive)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    holder["sink"] = NotifySink(f"http://127.0.0.1:{port}/notify")
-    try:
-        yield holder["sink"]
-    finally:
-        await runner.cleanup()
+    async with notify_sink(_answer) as s:
+        yield s
 
 
 MakeChannel = Callable[..., WeChatPayChannel]
@@ -89,31 +55,7 @@ def channel(make_channel: MakeChannel) -> WeChatPayChannel:
     return make_channel()
 
 
-Control = Callable[..., Awaitable[Any]]
-
-
 @pytest.fixture
 def control(sim: WeChatPaySimHandle, session: aiohttp.ClientSession) -> Control:
     """Call the simulator's control surface: ``await control("POST", "/faults", {...})``."""
-
-    async def call(method: str, path: str, body: dict[str, Any] | None = None, expect: int | None = None) -> Any:
-        async with session.request(method, sim.control_url + path, json=body) as resp:
-            data = await resp.json()
-            if expect is not None:
-                assert resp.status == expect, (resp.status, data)
-            elif resp.status >= 400:
-                raise AssertionError(f"{method} {path}: {resp.status} {data}")
-            return data
-
-    return call
-
-
-async def eventually(predicate: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not true within {timeout}s: {value!r}")
-        await asyncio.sleep(0.05)
+    return control_caller(session, sim.control_url)

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
 from gateway.his import WriteBack
+from gateway.testing.fixtures import Control, control_caller, loopback_server, session  # noqa: F401
 from his_adapters.rest import RestHisAdapter, RestHisConfig
 from his_adapters.rest.simulator import RestHisSimHandle, start_simulator
 from his_adapters.simhis import CST, Charge, SimHospital
@@ -32,12 +33,6 @@ async def sim() -> AsyncIterator[RestHisSimHandle]:
         yield handle
     finally:
         await handle.stop()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 MakeAdapter = Callable[..., RestHisAdapter]
@@ -89,21 +84,9 @@ def first_pending(hospital: SimHospital, bill_type: str | None = None) -> Charge
                 if c.status == "pending" and (bill_type is None or c.bill_type == bill_type))
 
 
-Control = Callable[..., Awaitable[Any]]
-
-
 @pytest.fixture
 def control(sim: RestHisSimHandle, session: aiohttp.ClientSession) -> Control:
-    async def call(method: str, path: str, body: dict[str, Any] | None = None, expect: int | None = None) -> Any:
-        async with session.request(method, sim.control_url + path, json=body) as resp:
-            data = await resp.json()
-            if expect is not None:
-                assert resp.status == expect, (resp.status, data)
-            elif resp.status >= 400:
-                raise AssertionError(f"{method} {path}: {resp.status} {data}")
-            return data
-
-    return call
+    return control_caller(session, sim.control_url)
 
 
 class ScriptedHis:
@@ -137,16 +120,9 @@ async def scripted() -> AsyncIterator[ScriptedHis]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    holder["his"] = ScriptedHis(f"http://127.0.0.1:{port}")
-    try:
+    async with loopback_server(app) as base_url:
+        holder["his"] = ScriptedHis(base_url)
         yield holder["his"]
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from gateway.his import PendingCharge, RefundWriteBack, WriteBack
+from gateway.testing.fixtures import session  # noqa: F401 - a fixture
 from his_adapters.simhis import CST, SimHospital
 from his_adapters.soap import SoapHisAdapter, SoapHisConfig
 from his_adapters.soap.simulator import SoapHisSimHandle, start_simulator
@@ -21,12 +22,6 @@ async def sim() -> AsyncIterator[SoapHisSimHandle]:
         yield handle
     finally:
         await handle.stop()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from gateway.insurance import (
     SettleRequest,
     VisitRef,
 )
+from gateway.testing.fixtures import session  # noqa: F401 - a fixture
 from insurance.nhsa import NhsaAdapter
 from insurance.nhsa.simulator import NhsaSimHandle, start_simulator
 
@@ -37,12 +38,6 @@ async def sim(request: pytest.FixtureRequest) -> AsyncIterator[NhsaSimHandle]:
         yield handle
     finally:
         await handle.stop()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture

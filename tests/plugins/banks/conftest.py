@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDictProxy
 
+from gateway.testing.fixtures import session  # noqa: F401 - a fixture
 from plugins.banks.refbank import crypto
 from plugins.banks.refbank.simulator import RefBankSimHandle, start_simulator
 
@@ -21,12 +22,6 @@ async def sim() -> AsyncIterator[RefBankSimHandle]:
         yield handle
     finally:
         await handle.stop()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @dataclass
