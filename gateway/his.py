@@ -11,6 +11,8 @@ adapter id and the adapter's configuration; the core then
 - writes every successful payment and refund back to it (确认收费 / 退费回写),
   idempotently, retrying with backoff and opening a single-sided case (单边账)
   when it cannot;
+- writes every completed insurance settlement that names its bill, and the
+  settlement's reversal, back to it with the buckets apart (医保结算回写);
 - fetches its daily bills (the four HIS bill types and any other the system has)
   for reconciliation.
 
@@ -57,6 +59,8 @@ class HisCapability(StrEnum):
     WRITE_BACK_QUERY = "write_back_query"  # ask whether a payment was recorded
     REFUND_WRITE_BACK = "refund_write_back"  # record a refund (退费回写)
     BILLS = "bills"  # daily bills for reconciliation
+    INSURANCE_WRITE_BACK = "insurance_write_back"  # record an insurance settlement (医保结算回写)
+    INSURANCE_REVERSAL_WRITE_BACK = "insurance_reversal_write_back"  # record its reversal (医保结算撤销回写)
 
 
 class BillType(StrEnum):
@@ -160,6 +164,86 @@ class RefundWriteBack(_Model):
     bill_type: str = BillType.OUTPATIENT_SETTLEMENT.value
 
 
+class InsuranceWriteBack(_Model):
+    """A completed insurance settlement to record (医保结算回写). ``settlement_id`` is the idempotency key.
+
+    Every bucket stays apart, in fen: ``total = fund_total + acct_pay + acct_mulaid_pay
+    + wallet_pay + cash_pay + hosp_part`` and the sub-funds add up to ``fund_total``.
+    ``funds`` holds every sub-fund of :data:`gateway.insurance.FUND_FIELDS` (0 when it
+    paid nothing) and any the region adds. The ``topup_*`` fields describe the payment
+    that collected the cash part; they are None when insurance covered everything.
+    """
+
+    settlement_id: str
+    out_settle_no: str
+    app_id: str
+    kind: str  # outpatient | inpatient
+    centre: str
+    setl_id: str
+    mdtrt_id: str
+    psn_no: str
+    insutype: str
+    med_type: str
+    clr_type: str | None = None
+    setl_time: dt.datetime
+    total: int  # medfee_sumamt
+    fund_total: int
+    funds: dict[str, int] = Field(default_factory=dict)
+    acct_pay: int = 0  # personal account
+    acct_mulaid_pay: int = 0  # mutual-aid (family) account
+    wallet_pay: int = 0  # insurance wallet; 0 where the region has none
+    cash_pay: int = 0  # collected by the top-up payment
+    hosp_part: int = 0
+    psn_part: int = 0  # acct_pay + acct_mulaid_pay + wallet_pay + cash_pay
+    balance_after: int | None = None  # personal account balance after the settlement
+    topup_payment_id: str | None = None
+    topup_channel: str | None = None
+    topup_method: str | None = None
+    topup_channel_trade_no: str | None = None
+    topup_paid_at: dt.datetime | None = None
+    patient_id: str
+    visit_no: str | None = None
+    charge_ids: list[str] = Field(default_factory=list)
+    bill_type: str = BillType.OUTPATIENT_SETTLEMENT.value
+    business_type: str = ""
+    operator: str | None = None
+
+
+class InsuranceReversalWriteBack(_Model):
+    """The reversal of a recorded insurance settlement (医保结算撤销回写).
+
+    The idempotency key is ``settlement_id`` (a settlement is reversed at most once).
+    Amounts are what goes back, positive, bucket by bucket as in the settlement; the
+    cash part is refunded along the top-up's original route (``refund_*``).
+    """
+
+    settlement_id: str
+    setl_id: str  # the settlement reversed
+    rev_setl_id: str | None = None  # the centre's id of the reversal, where it answered one
+    mdtrt_id: str
+    psn_no: str
+    insutype: str
+    reversed_at: dt.datetime
+    total: int
+    fund_total: int
+    funds: dict[str, int] = Field(default_factory=dict)
+    acct_pay: int = 0
+    acct_mulaid_pay: int = 0
+    wallet_pay: int = 0
+    cash_pay: int = 0
+    hosp_part: int = 0
+    psn_part: int = 0
+    refund_id: str | None = None  # the refund of the cash part, when cash was paid
+    refund_channel: str | None = None
+    topup_payment_id: str | None = None
+    his_serial: str | None = None  # the system's serial of the settlement
+    patient_id: str
+    visit_no: str | None = None
+    charge_ids: list[str] = Field(default_factory=list)
+    bill_type: str = BillType.OUTPATIENT_SETTLEMENT.value
+    reason: str | None = None
+
+
 class WriteBackStatus(StrEnum):
     RECORDED = "recorded"
     REJECTED = "rejected"
@@ -232,6 +316,14 @@ class HisAdapter(abc.ABC):
 
     async def write_back_refund(self, rwb: RefundWriteBack) -> WriteBackResult:
         raise HisNotSupported("refund_write_back", self.id)
+
+    async def write_back_insurance(self, iwb: InsuranceWriteBack) -> WriteBackResult:
+        """Record a completed insurance settlement, buckets apart, idempotently by ``settlement_id``."""
+        raise HisNotSupported("insurance_write_back", self.id)
+
+    async def write_back_insurance_reversal(self, irwb: InsuranceReversalWriteBack) -> WriteBackResult:
+        """Record the reversal of a recorded insurance settlement, idempotently by ``settlement_id``."""
+        raise HisNotSupported("insurance_reversal_write_back", self.id)
 
     async def daily_bill(self, day: dt.date, bill_type: str) -> HisBill:
         raise HisNotSupported("bills", self.id)

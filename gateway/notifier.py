@@ -1,7 +1,7 @@
 """The contract of a notifier (通知渠道): how the gateway tells people of events.
 
 Events worth a person's attention (a single-sided case opened, refunded or resolved,
-an approval waiting) are queued as *notices* in the transaction-safe outbox and
+an approval waiting, a refund its business system did not record) are queued as *notices* in the transaction-safe outbox and
 delivered by the configured notifier instances, each subscribed to some events and
 audiences (``staff``: the hospital's finance staff and cashiers; ``patient``: the
 person who paid). A notifier plugin ships a subclass registered with
@@ -27,6 +27,7 @@ EVENTS: dict[str, str] = {
     "single_sided.opened": "出现单边账(已支付未入账)",
     "single_sided.refunding": "单边账退款处理中",
     "single_sided.resolved": "单边账已处理",
+    "refund_writeback.failed": "退费回写HIS失败(已退款, HIS未登记)",
     "approval.requested": "有待审核的申请",
     "approval.decided": "审核已完成",
 }

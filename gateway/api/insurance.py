@@ -13,7 +13,7 @@ from ..errors import ValidationFailed
 from ..services.insurance_centres import CentreIn
 from ..services.insurance_schemas import (AdmissionIn, CancelRegisterIn, DischargeIn, FeesIn, IdentifyIn, RegisterIn,
                                           ReverseCallIn, RevokeFeesIn, SettleInputs, SettlementCreate, VisitIn,
-                                          VisitInfoIn, receipt_out, settlement_out)
+                                          VisitInfoIn, his_writeback_out, receipt_out, settlement_out)
 from .admin import actor
 from .handlers import json_response, parse
 from .keys import CORE, REQUEST_APP
@@ -31,19 +31,22 @@ def _visit_route(model: type[BaseModel], method: str, **kw: Any) -> Callable[[we
     return handler
 
 
-def _settlement(request: web.Request, pair: tuple[Any, Any]) -> web.Response:
+async def _settlement(request: web.Request, pair: tuple[Any, Any]) -> web.Response:
     row, payment = pair
-    return json_response(settlement_out(row, payment, request.app[CORE].vault))
+    core = request.app[CORE]
+    out = settlement_out(row, payment, core.vault)
+    out["his"] = his_writeback_out(await core.writebacks.for_settlement(row.id))
+    return json_response(out)
 
 
 # --- settlements ----------------------------------------------------------------------------------------
 async def create_settlement(request: web.Request) -> web.Response:
     body = await parse(request, SettlementCreate)
-    return _settlement(request, await request.app[CORE].insurance_settlements.create(_app_id(request), body))
+    return await _settlement(request, await request.app[CORE].insurance_settlements.create(_app_id(request), body))
 
 
 async def get_settlement(request: web.Request) -> web.Response:
-    return _settlement(request, await request.app[CORE].insurance_settlements.get(
+    return await _settlement(request, await request.app[CORE].insurance_settlements.get(
         _app_id(request), request.match_info["id"]))
 
 
@@ -51,17 +54,17 @@ async def find_settlement(request: web.Request) -> web.Response:
     out_settle_no = request.query.get("out_settle_no")
     if not out_settle_no:
         raise ValidationFailed("query parameter out_settle_no is required")
-    return _settlement(request, await request.app[CORE].insurance_settlements.by_out_settle_no(
+    return await _settlement(request, await request.app[CORE].insurance_settlements.by_out_settle_no(
         _app_id(request), out_settle_no))
 
 
 async def cancel_settlement(request: web.Request) -> web.Response:
-    return _settlement(request, await request.app[CORE].insurance_settlements.cancel(
+    return await _settlement(request, await request.app[CORE].insurance_settlements.cancel(
         _app_id(request), request.match_info["id"]))
 
 
 async def reverse_settlement(request: web.Request) -> web.Response:
-    return _settlement(request, await request.app[CORE].insurance_settlements.reverse(
+    return await _settlement(request, await request.app[CORE].insurance_settlements.reverse(
         _app_id(request), request.match_info["id"]))
 
 

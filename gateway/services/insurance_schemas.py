@@ -16,6 +16,7 @@ from ..insurance import (AdmissionRequest, CertType, DischargeRequest, FeeLine, 
                          VisitRef)
 from ..insurance_state import REASON_ZH, STATUS_ZH
 from ..money import fen_to_yuan
+from ..schemas import HisLink
 from ..vault import mask_value
 
 _KEY = r"^[A-Za-z0-9_\-|*.]{1,64}$"
@@ -169,6 +170,8 @@ class SettlementCreate(SettleInputs):
     notify_url: str | None = Field(default=None, max_length=512, pattern=r"^https?://")
     operator: str | None = Field(default=None, max_length=64)
     top_up: TopUpIn | None = Field(default=None, description="Required when the patient owes cash")
+    his: HisLink | None = Field(default=None, description="The business-system bill the settlement pays: the "
+                                "gateway writes the completed settlement (and a reversal) back to it, buckets apart")
 
 
 # --- answers ----------------------------------------------------------------------------------------
@@ -230,6 +233,23 @@ def settlement_out(r: Any, payment: Any, vault: Any = None) -> dict[str, Any]:
         "error_code": r.error_code, "error_message": r.error_message, "needs_review": r.needs_review,
         "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat(),
         "completed_at": r.completed_at.isoformat() if r.completed_at else None}
+
+
+def his_writeback_out(rows: list[Any]) -> dict[str, Any] | None:
+    """The settlement's business-system write-back (医保结算回写) and its reversal's, if any."""
+    from .writeback import INSURANCE_REVERSAL, INSURANCE_SETTLEMENT, STATUS_ZH as WB_STATUS_ZH
+
+    def one(w: Any) -> dict[str, Any]:
+        return {"writeback_id": w.id, "status": w.status, "status_zh": WB_STATUS_ZH.get(w.status, w.status),
+                "his_serial": w.his_serial, "attempts": w.attempts, "last_error_code": w.last_error_code,
+                "last_error": w.last_error, "recorded_at": w.recorded_at.isoformat() if w.recorded_at else None}
+
+    own = next((w for w in rows if w.kind == INSURANCE_SETTLEMENT), None)
+    if own is None:
+        return None
+    rev = next((w for w in rows if w.kind == INSURANCE_REVERSAL), None)
+    return {"system": own.system_id, "bill_type": own.bill_type, "visit_no": own.visit_no,
+            "charge_ids": list(own.charge_ids), **one(own), "reversal": one(rev) if rev else None}
 
 
 def receipt_out(r: Any, payment: Any, vault: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from .insurance_steps import PLANNED, SettlementSteps
 from .insurance_store import InsuranceStore
 from .payments import new_id, request_hash
 from .worker import PeriodicWorker, claim_due
+from .writeback import INSURANCE_SETTLEMENT
 
 if TYPE_CHECKING:
     from ..core import Core
@@ -60,6 +61,13 @@ class InsuranceSettlements(SettlementSteps, PeriodicWorker):
             await self._check_top_up(req)
         now = utcnow()
         sid = new_id("IS")
+        writeback = None
+        if req.his is not None:
+            # The bill is checked before anything is settled; its write-back row goes in with the intent.
+            prepared = await core.writebacks.prepare(app_id, req.his, payment_id=sid, amount=req.total,
+                                                     business_type=req.business_type or req.kind,
+                                                     kind=INSURANCE_SETTLEMENT)
+            writeback = prepared[1] if prepared else None
         top = req.top_up.model_dump(mode="json") if req.top_up else None
         stored = req.model_dump(mode="json", exclude={"password", "top_up"})
         row = InsuranceSettlement(
@@ -74,7 +82,7 @@ class InsuranceSettlements(SettlementSteps, PeriodicWorker):
             # the worker leaves the in-flight call alone until it has surely ended
             next_attempt_at=now + dt.timedelta(seconds=core.settings.insurance_call_grace_seconds),
             lease_until=None, created_at=now, updated_at=now)
-        row, created = await self.store.insert(row)
+        row, created = await self.store.insert(row, writeback)
         if not created:
             return await self._replay(row, digest)
         await self.settle(row, req, source="api")

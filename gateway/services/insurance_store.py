@@ -6,6 +6,13 @@ notification in the outbox), in one transaction: concurrent actors in any number
 of processes (the API, the worker) cannot both apply a change; the loser gets
 ``None`` and re-reads. The module also answers what reconciliation (3201/3202)
 needs: daily totals by insutype + clr_type + setl_optins, and the detail lines.
+
+A settlement that names its bill carries a business-system write-back row
+(``his_writebacks``, kind ``ins_setl``), inserted with the intent (WAITING) and
+moved in the transaction of each status change: PENDING when the settlement
+completes, CANCELLED when it fails or is reversed before the system heard of it;
+when a settlement the system may have recorded is reversed, the reversal's row
+(kind ``ins_rev``) is queued in that same transaction.
 """
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from ..db.models import InsuranceSettlement, InsuranceSettlementEvent, Notification, utcnow
+from ..db.models import HisWriteback, InsuranceSettlement, InsuranceSettlementEvent, Notification, utcnow
 from ..insurance_state import SETTLEMENT_FINAL, SettlementStatus, check_settlement
 
 if TYPE_CHECKING:
@@ -26,12 +33,39 @@ if TYPE_CHECKING:
 _T = InsuranceSettlement.__table__
 _E = InsuranceSettlementEvent.__table__
 _N = Notification.__table__
+_W = HisWriteback.__table__
 _COLS = tuple(_T.columns)
 CST = dt.timezone(dt.timedelta(hours=8))
 
 
 def _row(row: Any) -> InsuranceSettlement:
     return InsuranceSettlement(**dict(row._mapping))
+
+
+def _writebacks(conn: Connection, sid: str, to: SettlementStatus, now: dt.datetime) -> None:
+    """Move the settlement's business-system write-back along with its status (same transaction)."""
+    mine = (_W.c.payment_id == sid) & (_W.c.kind == "ins_setl")
+    if to == SettlementStatus.COMPLETED:
+        conn.execute(update(_W).where(mine, _W.c.status == "WAITING")
+                     .values(status="PENDING", next_attempt_at=now, updated_at=now))
+    elif to == SettlementStatus.FAILED:
+        conn.execute(update(_W).where(mine, _W.c.status == "WAITING").values(status="CANCELLED", updated_at=now))
+    elif to == SettlementStatus.REVERSED:
+        # Never completed, or completed but not yet tried and not in flight: the system never heard of it.
+        free = _W.c.lease_until.is_(None) | (_W.c.lease_until < now)
+        conn.execute(update(_W).where(mine, (_W.c.status == "WAITING")
+                                      | ((_W.c.status == "PENDING") & (_W.c.attempts == 0) & free))
+                     .values(status="CANCELLED", next_attempt_at=None, updated_at=now))
+        own = conn.execute(select(_W).where(mine)).first()
+        if own is None or own.status == "CANCELLED":
+            return
+        values = dict(own._mapping)
+        values.update(id="WIR" + sid[2:], kind="ins_rev", refund_id="", status="PENDING", late=False, attempts=0,
+                      next_attempt_at=now, lease_until=None, his_serial=None, last_error_code=None,
+                      last_error=None, recorded_at=None, created_at=now, updated_at=now)
+        exists = conn.execute(select(_W.c.id).where(_W.c.payment_id == sid, _W.c.kind == "ins_rev")).first()
+        if exists is None:
+            conn.execute(_W.insert(), values)
 
 
 def _event(conn: Connection, sid: str, frm: str | None, to: str, action: str, source: str,
@@ -45,12 +79,16 @@ class InsuranceStore:
         self.core = core
 
     # --- writes ---------------------------------------------------------------------------
-    async def insert(self, row: InsuranceSettlement) -> tuple[InsuranceSettlement, bool]:
-        """Record the intent; (row, True), or the existing one of the same out_settle_no and False."""
+    async def insert(self, row: InsuranceSettlement, writeback: dict[str, Any] | None = None
+                     ) -> tuple[InsuranceSettlement, bool]:
+        """Record the intent (and its business-system write-back, if any); (row, True),
+        or the existing one of the same out_settle_no and False."""
         values = {c.key: getattr(row, c.key) for c in _COLS}
 
         def tx(conn: Connection) -> None:
             conn.execute(_T.insert(), values)
+            if writeback is not None:
+                conn.execute(_W.insert(), writeback)
             _event(conn, row.id, None, row.status, "created", "api",
                    {"settle_msgids": row.settle_msgids, "kind": row.kind}, row.created_at)
 
@@ -83,6 +121,7 @@ class InsuranceStore:
             if got is None:
                 return None
             _event(conn, sid, frm.value, to.value, action, source, detail, now)
+            _writebacks(conn, sid, to, now)
             row = _row(got)
             if notify and to in SETTLEMENT_FINAL and row.notify_url:
                 from .insurance_schemas import settlement_out
@@ -96,7 +135,10 @@ class InsuranceStore:
                     "last_error": None, "created_at": now, "delivered_at": None})
             return row
 
-        return await self.core.writer.run(tx)
+        got = await self.core.writer.run(tx)
+        if got is not None and to in (SettlementStatus.COMPLETED, SettlementStatus.REVERSED):
+            self.core.writebacks.wake()  # a business-system write-back may be due now
+        return got
 
     async def update(self, sid: str, *, expect_status: SettlementStatus | str | None = None,
                      action: str | None = None, source: str = "api", detail: dict[str, Any] | None = None,

@@ -36,7 +36,9 @@ from gateway.money import fen_to_yuan
 from .config import DbViewConfig, WriteBackConfig
 from .db import Database, Session, column, jsonable
 
-_ALL_CAPABILITIES = frozenset(HisCapability)
+# Insurance settlements are written back through an interface, never into a database view.
+_ALL_CAPABILITIES = frozenset(HisCapability) - {HisCapability.INSURANCE_WRITE_BACK,
+                                                HisCapability.INSURANCE_REVERSAL_WRITE_BACK}
 _PENDING_FIELDS = frozenset(PendingCharge.model_fields) - {"items", "extra"}
 # Fields whose type is known: a plain ``field = "column"`` mapping gets this type.
 _CHARGE_TYPES = {"amount": "amount", "created_at": "datetime"}

@@ -15,8 +15,8 @@ from pydantic import BaseModel
 
 from gateway.errors import HisNotSupported, HisProtocolError, HisRejected
 from gateway.his import (
-    HisAdapter, HisBill, HisCapability, PatientQuery, PendingCharge, RefundWriteBack, WriteBack, WriteBackResult,
-    WriteBackStatus,
+    HisAdapter, HisBill, HisCapability, InsuranceReversalWriteBack, InsuranceWriteBack, PatientQuery, PendingCharge,
+    RefundWriteBack, WriteBack, WriteBackResult, WriteBackStatus,
 )
 
 from . import convert
@@ -62,7 +62,9 @@ class RestHisAdapter(HisAdapter):
         return {HisCapability.PENDING: self.cfg.pending, HisCapability.WRITE_BACK: self.cfg.write_back,
                 HisCapability.WRITE_BACK_QUERY: self.cfg.write_back_query,
                 HisCapability.REFUND_WRITE_BACK: self.cfg.refund_write_back,
-                HisCapability.BILLS: self.cfg.bill}[cap]
+                HisCapability.BILLS: self.cfg.bill,
+                HisCapability.INSURANCE_WRITE_BACK: self.cfg.insurance_write_back,
+                HisCapability.INSURANCE_REVERSAL_WRITE_BACK: self.cfg.insurance_reversal_write_back}[cap]
 
     def _op(self, cap: HisCapability) -> Any:
         op = self._op_or_none(cap)
@@ -103,6 +105,26 @@ class RestHisAdapter(HisAdapter):
                   "bill_type_code": self.cfg.bill_type_codes.get(rwb.bill_type, rwb.bill_type)}
         answer = await self.client.call("refund_write_back", op, values)
         return self._write_result("refund_write_back", op, answer)
+
+    # --- 医保结算回写 ---------------------------------------------------------------------
+    def _code(self, channel: str | None) -> str | None:
+        return self.cfg.channel_codes.get(channel, channel) if channel else None
+
+    async def write_back_insurance(self, iwb: InsuranceWriteBack) -> WriteBackResult:
+        op = self._op(HisCapability.INSURANCE_WRITE_BACK)
+        values = {**iwb.model_dump(), "operator": iwb.operator or self.cfg.default_operator,
+                  "topup_channel_code": self._code(iwb.topup_channel),
+                  "bill_type_code": self.cfg.bill_type_codes.get(iwb.bill_type, iwb.bill_type)}
+        answer = await self.client.call("insurance_write_back", op, values)
+        return self._write_result("insurance_write_back", op, answer)
+
+    async def write_back_insurance_reversal(self, irwb: InsuranceReversalWriteBack) -> WriteBackResult:
+        op = self._op(HisCapability.INSURANCE_REVERSAL_WRITE_BACK)
+        values = {**irwb.model_dump(), "operator": self.cfg.default_operator,
+                  "refund_channel_code": self._code(irwb.refund_channel),
+                  "bill_type_code": self.cfg.bill_type_codes.get(irwb.bill_type, irwb.bill_type)}
+        answer = await self.client.call("insurance_reversal_write_back", op, values)
+        return self._write_result("insurance_reversal_write_back", op, answer)
 
     @staticmethod
     def _write_result(name: str, op: Operation, answer: Answer) -> WriteBackResult:

@@ -23,6 +23,20 @@ _REFUND_VALUES = {"refund_id", "payment_id", "amount", "total", "refunded_at", "
                   "channel", "channel_refund_no", "reason", "bill_type", "channel_code", "bill_type_code", "operator",
                   "now"}
 
+# 医保结算回写: the settlement with every bucket apart (fen; format with |amount or |yuan),
+# ``funds.<sub-fund>`` for each sub-fund (hifp_pay, cvlserv_pay, hifmi_pay, maf_pay …).
+_INSURANCE_BUCKETS = {"total", "fund_total", "funds", "acct_pay", "acct_mulaid_pay", "wallet_pay", "cash_pay",
+                      "hosp_part", "psn_part"}
+_INSURANCE_VALUES = _INSURANCE_BUCKETS | {
+    "settlement_id", "out_settle_no", "app_id", "kind", "centre", "setl_id", "mdtrt_id", "psn_no", "insutype",
+    "med_type", "clr_type", "setl_time", "balance_after", "topup_payment_id", "topup_channel", "topup_channel_code",
+    "topup_method", "topup_channel_trade_no", "topup_paid_at", "patient_id", "visit_no", "charge_ids", "bill_type",
+    "bill_type_code", "business_type", "operator", "now"}
+_INSURANCE_REVERSAL_VALUES = _INSURANCE_BUCKETS | {
+    "settlement_id", "setl_id", "rev_setl_id", "mdtrt_id", "psn_no", "insutype", "reversed_at", "refund_id",
+    "refund_channel", "refund_channel_code", "topup_payment_id", "his_serial", "patient_id", "visit_no",
+    "charge_ids", "bill_type", "bill_type_code", "reason", "operator", "now"}
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -183,6 +197,16 @@ class RefundOperation(Operation):
     core_fields = {"his_serial": False}
 
 
+class InsuranceWriteBackOperation(Operation):
+    template_values = frozenset(_INSURANCE_VALUES)
+    core_fields = {"his_serial": False}
+
+
+class InsuranceReversalOperation(Operation):
+    template_values = frozenset(_INSURANCE_REVERSAL_VALUES)
+    core_fields = {"his_serial": False}
+
+
 class QueryOperation(Operation):
     template_values = frozenset({"payment_id", "now"})
     # ``status`` maps the system's state to "recorded" or "absent" (absent: treated as no record)
@@ -218,6 +242,8 @@ class RestHisConfig(_Strict):
     write_back_query: QueryOperation | None = None
     refund_write_back: RefundOperation | None = None
     bill: BillOperation | None = None
+    insurance_write_back: InsuranceWriteBackOperation | None = None  # 医保结算回写
+    insurance_reversal_write_back: InsuranceReversalOperation | None = None  # 医保结算撤销回写
 
     @field_validator("base_url")
     @classmethod
@@ -228,9 +254,11 @@ class RestHisConfig(_Strict):
 
     @model_validator(mode="after")
     def _something(self) -> RestHisConfig:
-        if not any((self.pending, self.write_back, self.write_back_query, self.refund_write_back, self.bill)):
+        ops = ("pending", "write_back", "write_back_query", "refund_write_back", "bill", "insurance_write_back",
+               "insurance_reversal_write_back")
+        if not any(getattr(self, name) for name in ops):
             raise ValueError("configure at least one operation")
-        for op_name in ("pending", "write_back", "write_back_query", "refund_write_back", "bill"):
+        for op_name in ops:
             op = getattr(self, op_name)
             if op is not None:
                 self.result.merged(op.result)  # the merged rule must be consistent too

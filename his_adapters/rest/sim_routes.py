@@ -20,7 +20,11 @@ Action = Callable[[dict[str, Any]], Awaitable[web.Response]]
 
 PATHS = {"pending": "/hisapi/v1/fee/pending", "write_back": "/hisapi/v1/fee/confirm",
          "write_back_query": "/hisapi/v1/fee/confirmQuery", "refund_write_back": "/hisapi/v1/fee/refund",
-         "bill": "/hisapi/v1/bill/daily"}
+         "bill": "/hisapi/v1/bill/daily", "insurance_write_back": "/hisapi/v1/insurance/settle",
+         "insurance_reversal_write_back": "/hisapi/v1/insurance/settle/cancel"}
+# 医保结算回写 fundDetail keys → the core's sub-fund names
+FUND_KEYS = {"hifpPay": "hifp_pay", "cvlservPay": "cvlserv_pay", "hifesPay": "hifes_pay", "hifmiPay": "hifmi_pay",
+             "hifobPay": "hifob_pay", "mafPay": "maf_pay", "othPay": "oth_pay"}
 MALFORMED = '{"resultCode":"0","resultMsg":"成功","data":{"receiptNo":"SF2026'
 
 
@@ -67,7 +71,8 @@ class RestHisRoutes:
     def add_to(self, app: web.Application) -> None:
         for op, action in (("pending", self.pending), ("write_back", self.confirm),
                            ("write_back_query", self.confirm_query), ("refund_write_back", self.refund),
-                           ("bill", self.bill)):
+                           ("bill", self.bill), ("insurance_write_back", self.insurance_settle),
+                           ("insurance_reversal_write_back", self.insurance_cancel)):
             app.router.add_post(PATHS[op], self._endpoint(op, action))
         app.router.add_get(PATHS["bill"], self._endpoint("bill", self.bill))
 
@@ -143,6 +148,53 @@ class RestHisRoutes:
             refunded_at=w.time_param(p, "refundTime"), reason=w.param(p, "refundReason", required=False))
         return w.envelope(*w.OK, {"refundReceiptNo": record.his_serial, "refundNo": refund_no,
                                   "refundAmount": w.yuan(record.amount)})
+
+    async def insurance_settle(self, p: dict[str, Any]) -> web.Response:
+        """医保结算确认: the settlement against the fees, each bucket apart (yuan on the wire)."""
+        settle_no = str(w.param(p, "settleNo"))
+        existing = self.hospital.find_insurance(settle_no)
+        if existing is not None:
+            return w.envelope(*w.ALREADY_SETTLED, {"receiptNo": existing.his_serial, "settleNo": settle_no})
+        detail = p.get("fundDetail") or {}
+        if not isinstance(detail, dict):
+            raise w.WireError(w.BAD_PARAM, "参数fundDetail必须是对象")
+        unknown = sorted(set(detail) - set(FUND_KEYS))
+        if unknown:
+            raise w.WireError(w.BAD_PARAM, f"不支持的基金分项{','.join(unknown)}")
+        funds = {FUND_KEYS[k]: w.fen_param(detail, k) for k in detail if detail[k] not in (None, "")}
+        patient_id = w.param(p, "patientId", required=False)
+        fee_nos = [f for f in (w.param(p, "feeNos") or "").split(",") if f]
+        for fee_no in fee_nos:
+            charge = self.hospital.charges.get(fee_no)
+            if charge is not None and patient_id and charge.patient_id != patient_id:
+                raise SimHisRefusal("CHARGE_NOT_FOUND", f"收费单{fee_no}不属于该患者")
+        cash = w.fen_param(p, "cashPay")
+        entry = self.hospital.record_insurance(
+            settlement_id=settle_no, charge_ids=fee_nos, setl_id=str(w.param(p, "setlId")),
+            mdtrt_id=str(w.param(p, "mdtrtId")), psn_no=str(w.param(p, "psnNo")),
+            insutype=str(w.param(p, "insutype")), total=w.fen_param(p, "totalAmount"),
+            fund_total=w.fen_param(p, "fundAmount"), funds=funds, acct_pay=w.fen_param(p, "acctPay"),
+            acct_mulaid_pay=w.fen_param(p, "acctMulaidPay"), wallet_pay=w.fen_param(p, "walletPay"),
+            cash_pay=cash, hosp_part=w.fen_param(p, "hospPart"),
+            cash_payment_id=w.param(p, "cashOrderNo", required=cash > 0),
+            cash_channel=w.param(p, "cashChannel", required=cash > 0),
+            cash_trade_no=w.param(p, "cashTradeNo", required=False), settled_at=w.time_param(p, "setlTime"),
+            operator=w.param(p, "operCode", required=False))
+        return w.envelope(*w.OK, {"receiptNo": entry.his_serial, "settleNo": settle_no,
+                                  "cashReceiptNo": entry.cash_serial})
+
+    async def insurance_cancel(self, p: dict[str, Any]) -> web.Response:
+        """医保结算撤销: the settlement reversed at the centre, its cash part refunded."""
+        settle_no = str(w.param(p, "settleNo"))
+        existing = self.hospital.find_insurance(settle_no)
+        if existing is not None and existing.status == "reversed":
+            return w.envelope(*w.ALREADY_REVERSED, {"cancelReceiptNo": existing.reversal_serial,
+                                                    "settleNo": settle_no})
+        entry = self.hospital.reverse_insurance(
+            settlement_id=settle_no, total=w.fen_param(p, "totalAmount"),
+            rev_setl_id=w.param(p, "revSetlId", required=False), cash_refund_id=w.param(p, "refundNo", required=False),
+            reversed_at=w.time_param(p, "cancelTime"), reason=w.param(p, "reason", required=False))
+        return w.envelope(*w.OK, {"cancelReceiptNo": entry.reversal_serial, "settleNo": settle_no})
 
     async def bill(self, p: dict[str, Any]) -> web.Response:
         text = str(w.param(p, "billDate"))

@@ -34,12 +34,15 @@ BILL_TYPE_OF = {v: k for k, v in BIZ_TYPES.items()}
 CODES = {
     "CHARGE_NOT_FOUND": "1001", "BILL_PAID": "1002", "AMOUNT_MISMATCH": "1003", "PAYMENT_NOT_FOUND": "1004",
     "REFUND_EXCEEDS": "1005", "PATIENT_NOT_FOUND": "1006", "MIXED_CHARGES": "1008", "INVALID_AMOUNT": "1009",
-    "VISIT_NOT_FOUND": "1010", "SYSTEM_REFUSED": "1099",
+    "VISIT_NOT_FOUND": "1010", "SPLIT_MISMATCH": "1011", "SETTLEMENT_NOT_FOUND": "1012", "SYSTEM_REFUSED": "1099",
+    "INVALID_PARAMETER": "9002",
 }
 OK = ("0", "成功")
 NO_RECORD = ("1007", "未查询到该订单的收费记录")
 ALREADY_PAID = ("2001", "该订单已确认收费，请勿重复提交")
 ALREADY_REFUNDED = ("2002", "该退费已处理，请勿重复提交")
+ALREADY_SETTLED = ("2003", "该医保结算已登记，请勿重复提交")
+ALREADY_REVERSED = ("2004", "该医保结算已撤销，请勿重复提交")
 SYSTEM_REFUSED = ("1099", "HIS系统维护中，暂停收费业务")
 PROCESSING = ("8888", "处理中，请稍后查询")  # a code the shipped configuration does not know
 BAD_SIGN = ("9001", "签名校验失败")

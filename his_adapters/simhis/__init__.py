@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from .faults import Fault, FaultPlan
-from .model import BILL_TYPES, CST, Charge, Item, Patient, Record, SimHisRefusal, SimHospital, Visit
+from .model import (BILL_TYPES, CST, Charge, InsuranceEntry, Item, Patient, Record, SimHisRefusal, SimHospital,
+                    Visit)
 
-__all__ = ["BILL_TYPES", "CST", "Charge", "Fault", "FaultPlan", "Item", "Patient", "Record", "SimHisRefusal",
-           "SimHospital", "Visit"]
+__all__ = ["BILL_TYPES", "CST", "Charge", "Fault", "FaultPlan", "InsuranceEntry", "Item", "Patient", "Record",
+           "SimHisRefusal", "SimHospital", "Visit"]

@@ -1,7 +1,8 @@
 """JSON control surface of the simulated hospital, mounted under ``/_sim/`` by each simulator.
 
 Unsigned and for loopback sandboxes only: tests and the demo use it to look at
-patients, add charges, read what the HIS recorded and plan faults. Amounts are fen,
+patients, add charges, read what the HIS recorded (payments and refunds under
+``records``, insurance settlements under ``insurance-settlements``) and plan faults. Amounts are fen,
 times ISO 8601 in UTC.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from .faults import KINDS, OPS
-from .model import CST, Charge, Item, Patient, Record, SimHisRefusal, SimHospital
+from .model import CST, Charge, InsuranceEntry, Item, Patient, Record, SimHisRefusal, SimHospital
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -81,7 +82,8 @@ def add_control_routes(app: web.Application, hospital: SimHospital) -> None:
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "patients": len(hospital.patients),
                                   "pending": sum(1 for c in hospital.charges.values() if c.status == "pending"),
-                                  "records": len(hospital.records), "faults": hospital.faults.as_dict()})
+                                  "records": len(hospital.records), "insurance_settlements": len(hospital.insurance),
+                                  "faults": hospital.faults.as_dict()})
 
     async def patients(request: web.Request) -> web.Response:
         return web.json_response([_patient_view(hospital, p) for p in hospital.patients.values()])
@@ -108,6 +110,15 @@ def add_control_routes(app: web.Application, hospital: SimHospital) -> None:
             found = [r for r in found if r.occurred_at.astimezone(CST).date() == day]
         return web.json_response(to_json(found))
 
+    async def insurance(request: web.Request) -> web.Response:
+        """医保结算登记: the insurance settlements the HIS recorded, buckets apart (fen)."""
+        q = request.query
+        found: list[InsuranceEntry] = list(hospital.insurance)
+        for key in ("settlement_id", "setl_id", "patient_id", "mdtrt_id", "status"):
+            if q.get(key):
+                found = [e for e in found if getattr(e, key) == q[key]]
+        return web.json_response(to_json(found))
+
     async def cancel_record(request: web.Request) -> web.Response:
         return web.json_response(to_json(hospital.cancel_record(request.match_info["serial"])))
 
@@ -132,6 +143,7 @@ def add_control_routes(app: web.Application, hospital: SimHospital) -> None:
     r.add_post("/_sim/charges", _guard(add_charge))
     r.add_get("/_sim/records", _guard(records))
     r.add_post("/_sim/records/{serial}/cancel", _guard(cancel_record))
+    r.add_get("/_sim/insurance-settlements", _guard(insurance))
     r.add_get("/_sim/faults", _guard(list_faults))
     r.add_post("/_sim/faults", _guard(set_fault))
     r.add_delete("/_sim/faults", _guard(clear_faults))

@@ -14,7 +14,8 @@ from typing import Any
 
 from gateway.testing import simkit
 
-OPS = ("pending", "write_back", "write_back_query", "refund_write_back", "bill", "*")
+OPS = ("pending", "write_back", "write_back_query", "refund_write_back", "bill", "insurance_write_back",
+       "insurance_reversal_write_back", "*")
 KINDS = ("refuse", "timeout", "error", "malformed", "unknown_status", "down")
 REFUSAL_CODE = "SYSTEM_REFUSED"  # the business code a ``refuse`` fault answers with
 HOLD_SECONDS = 30.0  # longer than any sane client timeout

@@ -2,8 +2,9 @@
 
 One :class:`SimHospital` is shared by every HIS simulator (REST, SOAP …): each
 simulator is only a wire in front of it, so the same business rules (idempotent
-write-back by payment id, "bill already paid", "amount differs", over-refund) hold
-whichever protocol the adapter under test speaks. Amounts are integer fen; times
+write-back by payment id, "bill already paid", "amount differs", over-refund, an
+insurance split that does not add up) hold whichever protocol the adapter under
+test speaks. Amounts are integer fen; times
 are UTC-aware; bill days and the dates inside serial numbers are China days.
 """
 from __future__ import annotations
@@ -91,6 +92,47 @@ class Record:
     reason: str | None = field(default=None, compare=False)
 
 
+@dataclass
+class InsuranceEntry:
+    """医保结算登记: an insurance settlement the HIS recorded against its charges, buckets apart.
+
+    The cash part, when there is one, is also a line of the daily bill (``cash_serial``),
+    under the id of the payment that collected it, like any other channel payment.
+    """
+
+    his_serial: str
+    settlement_id: str  # the gateway's settlement id: the idempotency key
+    setl_id: str
+    mdtrt_id: str
+    psn_no: str
+    insutype: str
+    bill_type: str
+    patient_id: str
+    patient_name: str
+    visit_no: str
+    charge_ids: list[str]
+    total: int  # fen
+    fund_total: int
+    funds: dict[str, int]
+    acct_pay: int
+    acct_mulaid_pay: int
+    wallet_pay: int
+    cash_pay: int
+    hosp_part: int
+    cash_payment_id: str | None
+    cash_channel: str | None  # the HIS's own channel code
+    cash_trade_no: str | None
+    cash_serial: str | None
+    settled_at: dt.datetime
+    operator: str
+    status: str = "normal"  # normal | reversed
+    reversal_serial: str | None = None
+    rev_setl_id: str | None = None
+    cash_refund_id: str | None = None
+    reversed_at: dt.datetime | None = None
+    reason: str | None = None
+
+
 class SimHisRefusal(Exception):
     """A business refusal of the simulated HIS; each simulator maps ``code`` to its wire."""
 
@@ -114,6 +156,7 @@ class SimHospital:
         self.visits: dict[str, Visit] = {}
         self.charges: dict[str, Charge] = {}
         self.records: list[Record] = []
+        self.insurance: list[InsuranceEntry] = []
         self.faults = FaultPlan()
         self._counters: dict[str, itertools.count[int]] = {}
         # Imported here because the seed builds on the classes above.
@@ -282,6 +325,103 @@ class SimHospital:
             raise SimHisRefusal("RECORD_NOT_FOUND", "收费记录不存在")
         record.status = "cancelled"
         return record
+
+    # --- insurance settlements (医保结算回写) ----------------------------------------------
+    def find_insurance(self, settlement_id: str) -> InsuranceEntry | None:
+        return next((e for e in self.insurance if e.settlement_id == settlement_id), None)
+
+    def record_insurance(self, *, settlement_id: str, charge_ids: list[str], setl_id: str, mdtrt_id: str,
+                         psn_no: str, insutype: str, total: int, fund_total: int, funds: dict[str, int],
+                         acct_pay: int, acct_mulaid_pay: int, wallet_pay: int, cash_pay: int, hosp_part: int,
+                         cash_payment_id: str | None, cash_channel: str | None, cash_trade_no: str | None,
+                         settled_at: dt.datetime, operator: str | None = None) -> InsuranceEntry:
+        """医保结算回写: mark the charges settled, once per ``settlement_id``, each bucket apart."""
+        existing = self.find_insurance(settlement_id)
+        if existing is not None:
+            return existing
+        amounts = {"total": total, "fund_total": fund_total, "acct_pay": acct_pay,
+                   "acct_mulaid_pay": acct_mulaid_pay, "wallet_pay": wallet_pay, "cash_pay": cash_pay,
+                   "hosp_part": hosp_part, **{f"funds.{k}": v for k, v in funds.items()}}
+        for name, value in amounts.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SimHisRefusal("INVALID_AMOUNT", f"{name}金额无效")
+        if total != fund_total + acct_pay + acct_mulaid_pay + wallet_pay + cash_pay + hosp_part:
+            raise SimHisRefusal("SPLIT_MISMATCH", "医保结算分割金额不平(总额≠统筹+个人账户+共济+钱包+现金+医院负担)")
+        if sum(funds.values()) != fund_total:
+            raise SimHisRefusal("SPLIT_MISMATCH", "基金分项合计与统筹支付金额不符")
+        if cash_pay > 0 and not cash_payment_id:
+            raise SimHisRefusal("INVALID_PARAMETER", "现金部分缺少支付订单号")
+        charges = self._payable(charge_ids)
+        due = sum(c.amount for c in charges)
+        if total != due:
+            raise SimHisRefusal("AMOUNT_MISMATCH", f"医疗费总额与应收金额不符(应收{due}分)")
+        first = charges[0]
+        settled_at = _utc(settled_at)
+        name = self.patients[first.patient_id].name
+        entry = InsuranceEntry(
+            his_serial=self.next_number("YB", settled_at), settlement_id=settlement_id, setl_id=setl_id,
+            mdtrt_id=mdtrt_id, psn_no=psn_no, insutype=insutype, bill_type=first.bill_type,
+            patient_id=first.patient_id, patient_name=name, visit_no=first.visit_no, charge_ids=list(charge_ids),
+            total=total, fund_total=fund_total, funds=dict(funds), acct_pay=acct_pay,
+            acct_mulaid_pay=acct_mulaid_pay, wallet_pay=wallet_pay, cash_pay=cash_pay, hosp_part=hosp_part,
+            cash_payment_id=cash_payment_id if cash_pay > 0 else None,
+            cash_channel=cash_channel if cash_pay > 0 else None,
+            cash_trade_no=cash_trade_no if cash_pay > 0 else None, cash_serial=None, settled_at=settled_at,
+            operator=operator or DEFAULT_OPERATOR)
+        if cash_pay > 0 and cash_payment_id:
+            # The cash part is a channel payment like any other: a line of the daily bill.
+            line = Record(
+                his_serial=self.next_number("SF", settled_at), kind="payment", bill_type=first.bill_type,
+                payment_id=cash_payment_id, refund_id=None, channel_trade_no=cash_trade_no,
+                channel=cash_channel or "CASH", amount=cash_pay, patient_id=first.patient_id, patient_name=name,
+                visit_no=first.visit_no, department=first.department, operator=entry.operator,
+                charge_ids=list(charge_ids), occurred_at=settled_at, reason="医保结算自付部分")
+            self.records.append(line)
+            entry.cash_serial = line.his_serial
+        for charge in charges:
+            charge.status, charge.payment_id = "paid", settlement_id
+        self.insurance.append(entry)
+        return entry
+
+    def reverse_insurance(self, *, settlement_id: str, total: int, rev_setl_id: str | None,
+                          cash_refund_id: str | None, reversed_at: dt.datetime,
+                          reason: str | None = None) -> InsuranceEntry:
+        """医保结算撤销回写: the settlement is undone, its charges payable again; once per settlement."""
+        entry = self.find_insurance(settlement_id)
+        if entry is None:
+            raise SimHisRefusal("SETTLEMENT_NOT_FOUND", "原医保结算记录不存在")
+        if entry.status == "reversed":
+            return entry
+        if total != entry.total:
+            raise SimHisRefusal("AMOUNT_MISMATCH", f"撤销金额与原结算金额不符(原结算{entry.total}分)")
+        reversed_at = _utc(reversed_at)
+        if entry.cash_pay > 0 and entry.cash_payment_id:
+            if not cash_refund_id:
+                raise SimHisRefusal("INVALID_PARAMETER", "现金部分缺少退款单号")
+            self.record_refund(refund_id=cash_refund_id, payment_id=entry.cash_payment_id, amount=entry.cash_pay,
+                               refunded_at=reversed_at, reason=reason or "医保结算撤销退自付部分")
+        entry.status, entry.reversal_serial = "reversed", self.next_number("YC", reversed_at)
+        entry.rev_setl_id, entry.cash_refund_id, entry.reversed_at = rev_setl_id, cash_refund_id, reversed_at
+        entry.reason = reason
+        for charge_id in entry.charge_ids:  # the bill can be settled again
+            charge = self.charges[charge_id]
+            charge.status, charge.payment_id = "pending", None
+        return entry
+
+    def _payable(self, charge_ids: list[str]) -> list[Charge]:
+        if not charge_ids:
+            raise SimHisRefusal("CHARGE_NOT_FOUND", "未指定收费单")
+        charges = []
+        for charge_id in charge_ids:
+            charge = self.charges.get(charge_id)
+            if charge is None or charge.status == "cancelled":
+                raise SimHisRefusal("CHARGE_NOT_FOUND", f"收费单{charge_id}不存在或已作废")
+            if charge.status != "pending":
+                raise SimHisRefusal("BILL_PAID", f"收费单{charge_id}已缴费")
+            charges.append(charge)
+        if len({c.patient_id for c in charges}) != 1 or len({c.bill_type for c in charges}) != 1:
+            raise SimHisRefusal("MIXED_CHARGES", "收费单不属于同一患者或同一业务类型")
+        return charges
 
     # --- reconciliation ---------------------------------------------------------------
     def bill(self, day: dt.date, bill_type: str) -> list[Record]:

@@ -17,8 +17,9 @@ from lxml import etree
 from pydantic import BaseModel, ValidationError
 
 from gateway.errors import HisNotSupported, HisProtocolError, HisRejected, HisTimeout, HisUnavailable
-from gateway.his import (ChargeItem, HisAdapter, HisBill, HisBillLine, HisCapability, PatientQuery,
-                         PendingCharge, RefundWriteBack, WriteBack, WriteBackResult, WriteBackStatus)
+from gateway.his import (ChargeItem, HisAdapter, HisBill, HisBillLine, HisCapability, InsuranceReversalWriteBack,
+                         InsuranceWriteBack, PatientQuery, PendingCharge, RefundWriteBack, WriteBack, WriteBackResult,
+                         WriteBackStatus)
 from gateway.mapping import MISSING
 
 from .config import SoapFunction, SoapHisConfig
@@ -87,6 +88,21 @@ class SoapHisAdapter(HisAdapter):
     async def write_back_refund(self, rwb: RefundWriteBack) -> WriteBackResult:
         name, fn = self._fn("refund_write_back", "refund_write_back")
         values = {**rwb.model_dump(), "channel_code": self.config.channel_code(rwb.channel)}
+        return self._write_result(name, fn, await self._call(name, fn, values))
+
+    async def write_back_insurance(self, iwb: InsuranceWriteBack) -> WriteBackResult:
+        name, fn = self._fn("insurance_write_back", "insurance_write_back")
+        values = {**iwb.model_dump(), "operator": iwb.operator or "",
+                  "topup_channel_code": self.config.channel_code(iwb.topup_channel) if iwb.topup_channel else None,
+                  "bill_type_code": self.config.bill_type_codes.get(iwb.bill_type, iwb.bill_type)}
+        return self._write_result(name, fn, await self._call(name, fn, values))
+
+    async def write_back_insurance_reversal(self, irwb: InsuranceReversalWriteBack) -> WriteBackResult:
+        name, fn = self._fn("insurance_reversal_write_back", "insurance_reversal_write_back")
+        values = {**irwb.model_dump(), "operator": "",
+                  "refund_channel_code": self.config.channel_code(irwb.refund_channel) if irwb.refund_channel
+                  else None,
+                  "bill_type_code": self.config.bill_type_codes.get(irwb.bill_type, irwb.bill_type)}
         return self._write_result(name, fn, await self._call(name, fn, values))
 
     async def daily_bill(self, day: dt.date, bill_type: str) -> HisBill:

@@ -101,6 +101,8 @@ class SoapFunctions(_Model):
     write_back_query: SoapFunction | None = None
     refund_write_back: SoapFunction | None = None
     bill: SoapFunction | None = None
+    insurance_write_back: SoapFunction | None = None  # 医保结算回写
+    insurance_reversal_write_back: SoapFunction | None = None  # 医保结算撤销回写
 
 
 class SoapHisConfig(_Model):

@@ -12,6 +12,8 @@ TradeCode  operation          what it does
 1003       write_back_query   缴费结果查询
 1004       refund_write_back  退费
 1005       bill               对账明细 (BillDate, BillType)
+1006       insurance_write_back  医保结算确认 (buckets apart, FundDetail)
+1007       insurance_reversal_write_back  医保结算撤销
 ========  =================  ===========================================
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ from his_adapters.simhis import CST, Charge, Record, SimHisRefusal, SimHospital
 from .envelope import child
 
 OPS = {"1001": "pending", "1002": "write_back", "1003": "write_back_query", "1004": "refund_write_back",
-       "1005": "bill"}
+       "1005": "bill", "1006": "insurance_write_back", "1007": "insurance_reversal_write_back"}
 OK, ALREADY_DONE, NO_RECORD, UNKNOWN_STATUS = "0", "1", "401", "999"
 SYSTEM_REFUSED = "-1"
 # the hospital's refusal reasons as this HIS numbers them
@@ -34,8 +36,12 @@ REFUSAL_CODES = {
     "INVALID_PARAMETER": "100", "PATIENT_NOT_FOUND": "101", "VISIT_NOT_FOUND": "102",
     "CHARGE_NOT_FOUND": "201", "BILL_PAID": "202", "MIXED_CHARGES": "203", "AMOUNT_MISMATCH": "204",
     "PAYMENT_NOT_FOUND": "301", "INVALID_AMOUNT": "302", "REFUND_EXCEEDS": "303",
-    "RECORD_NOT_FOUND": "304", "SYSTEM_REFUSED": SYSTEM_REFUSED,
+    "RECORD_NOT_FOUND": "304", "SPLIT_MISMATCH": "205", "SETTLEMENT_NOT_FOUND": "305",
+    "SYSTEM_REFUSED": SYSTEM_REFUSED,
 }
+# 医保结算 FundDetail elements → the core's sub-fund names
+FUND_TAGS = {"HifpPay": "hifp_pay", "CvlservPay": "cvlserv_pay", "HifesPay": "hifes_pay", "HifmiPay": "hifmi_pay",
+             "HifobPay": "hifob_pay", "MafPay": "maf_pay", "OthPay": "oth_pay"}
 BILL_TYPE_CODES = {"outpatient_registration": "GH", "outpatient_settlement": "SF",
                    "inpatient_deposit": "YJ", "inpatient_settlement": "JS"}
 PAY_MODES = ("WX", "ZFB", "YL", "SZRMB", "CASH")
@@ -207,5 +213,61 @@ def _bill(hospital: SimHospital, req: etree._Element) -> etree._Element:
     return resp
 
 
+def _insurance(hospital: SimHospital, req: etree._Element) -> etree._Element:
+    settlement_id = _field(req, "SettleNo")
+    if not settlement_id:
+        raise SimHisRefusal("INVALID_PARAMETER", "医保结算流水号不能为空")
+    before = hospital.find_insurance(settlement_id)
+    if before is not None:
+        resp = response(ALREADY_DONE, "该医保结算已登记")
+        _add(resp, "ReceiptNo", before.his_serial)
+        return resp
+    funds: dict[str, int] = {}
+    detail = child(req, "FundDetail")
+    for el in (detail if detail is not None else []):
+        if not isinstance(el.tag, str):
+            continue
+        tag = etree.QName(el).localname
+        if tag not in FUND_TAGS:
+            raise SimHisRefusal("INVALID_PARAMETER", f"不支持的基金分项{tag}")
+        if (el.text or "").strip():
+            funds[FUND_TAGS[tag]] = _amount(detail, tag)
+    cash = _amount(req, "CashAmt")
+    mode = _field(req, "CashPayMode") or None
+    if cash > 0 and mode not in PAY_MODES:
+        raise SimHisRefusal("INVALID_PARAMETER", f"支付方式{mode}无效")
+    entry = hospital.record_insurance(
+        settlement_id=settlement_id, charge_ids=[c for c in _field(req, "OrderNos").split(",") if c],
+        setl_id=_field(req, "SetlID"), mdtrt_id=_field(req, "MdtrtID"), psn_no=_field(req, "PsnNo"),
+        insutype=_field(req, "Insutype"), total=_amount(req, "TotalAmt"), fund_total=_amount(req, "FundAmt"),
+        funds=funds, acct_pay=_amount(req, "AcctAmt"), acct_mulaid_pay=_amount(req, "MulaidAmt"),
+        wallet_pay=_amount(req, "WalletAmt"), cash_pay=cash, hosp_part=_amount(req, "HospAmt"),
+        cash_payment_id=_field(req, "PlatformTradeNo") or None, cash_channel=mode,
+        cash_trade_no=_field(req, "BankTradeNo") or None, settled_at=parse_local(_field(req, "SetlTime")),
+        operator=_field(req, "OperCode") or None)
+    resp = response(OK, "成功")
+    _add(resp, "ReceiptNo", entry.his_serial)
+    return resp
+
+
+def _insurance_reversal(hospital: SimHospital, req: etree._Element) -> etree._Element:
+    settlement_id = _field(req, "SettleNo")
+    if not settlement_id:
+        raise SimHisRefusal("INVALID_PARAMETER", "医保结算流水号不能为空")
+    before = hospital.find_insurance(settlement_id)
+    if before is not None and before.status == "reversed":
+        resp = response(ALREADY_DONE, "该医保结算已撤销")
+        _add(resp, "ReceiptNo", before.reversal_serial)
+        return resp
+    entry = hospital.reverse_insurance(
+        settlement_id=settlement_id, total=_amount(req, "TotalAmt"), rev_setl_id=_field(req, "RevSetlID") or None,
+        cash_refund_id=_field(req, "RefundNo") or None, reversed_at=parse_local(_field(req, "CancelTime")),
+        reason=_field(req, "Reason") or None)
+    resp = response(OK, "成功")
+    _add(resp, "ReceiptNo", entry.reversal_serial)
+    return resp
+
+
 _HANDLERS = {"pending": _pending, "write_back": _write_back, "write_back_query": _write_back_query,
-             "refund_write_back": _refund, "bill": _bill}
+             "refund_write_back": _refund, "bill": _bill, "insurance_write_back": _insurance,
+             "insurance_reversal_write_back": _insurance_reversal}

@@ -40,7 +40,9 @@ async def index(request: web.Request) -> web.Response:
     centre = request.app[CENTRE_KEY]
     return _json({"channel": "nhsa", "profile": centre.profile.name, "fixmedins_code": centre.fixmedins_code,
                   "mdtrtarea_admvs": centre.admvs, "fault_kinds": list(KINDS),
-                  "persons": [p.as_sim() for p in centre.persons.values()]})
+                  "persons": [p.as_sim() for p in centre.persons.values()],
+                  # fee lines (2204/2301) must use one of these med_list_codg; add more with POST /_sim/catalogue
+                  "catalogue": [c.as_sim() for c in centre.catalogue.values()]})
 
 
 async def list_persons(request: web.Request) -> web.Response:

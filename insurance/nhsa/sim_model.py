@@ -27,6 +27,13 @@ class CatalogueItem:
     med_chrgitm_type: str = "09"
     price_limit: Decimal | None = None  # yuan per unit
 
+    def as_sim(self) -> dict[str, Any]:
+        """What ``GET /_sim`` lists: the fee codes (med_list_codg) the simulated centre accepts."""
+        return {"code": self.code, "name": self.name, "chrgitm_lv": self.chrgitm_lv,
+                "level_zh": {"01": "甲类", "02": "乙类", "03": "丙类(自费)"}.get(self.chrgitm_lv, self.chrgitm_lv),
+                "selfpay_prop": str(self.selfpay_prop), "med_chrgitm_type": self.med_chrgitm_type,
+                "price_limit": str(self.price_limit) if self.price_limit is not None else None}
+
 
 DEFAULT_CATALOGUE = [
     CatalogueItem("XJ01AAA001", "青霉素注射剂", "01", Decimal("0")),

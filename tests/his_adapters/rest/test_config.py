@@ -59,8 +59,10 @@ def _sim_config() -> dict[str, Any]:
     (lambda c: c["pending"].update(query_types={"phone": "5"}), "query_types"),
     (lambda c: c["write_back"].update(method="GET", request={"a": {"b": "c"}}), "flat"),
     (lambda c: c["pending"]["mapping"].update(utc_offset="8"), "utc_offset"),
-    (lambda c: [c.pop(k) for k in ("pending", "write_back", "write_back_query", "refund_write_back", "bill")],
+    (lambda c: [c.pop(k) for k in ("pending", "write_back", "write_back_query", "refund_write_back", "bill",
+                                   "insurance_write_back", "insurance_reversal_write_back")],
      "at least one"),
+    (lambda c: c["insurance_write_back"]["request"].update(x="${payment_id}"), "payment_id"),
 ])
 def test_bad_configurations_name_the_problem(change: Any, complaint: str) -> None:
     config = _sim_config()
