@@ -26,7 +26,9 @@ test-services: $(STAMP)
 	YINYI_TEST_DATABASE_URL=$(PG_URL) YINYI_TEST_REDIS_URL=$(REDIS_URL) $(PY) -m pytest -q
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e ".[test,bench]"
 	$(PY) bench/payment_roundtrip.py
+	$(PY) bench/recon_match.py
 
 docs: $(STAMP)
 	$(PY) -m gateway.docgen

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
                                  {"max_amount": None, "role": "finance_director"}],
         description="审核区间: the role needed, by amount (fen); the first tier whose max_amount covers it")
     notice_max_attempts: int = Field(default=10, ge=1, le=100)
+    recon_window_days: int = Field(default=1, ge=0, le=7,
+                                   description="对账窗口: adjacent days searched before an entry is a difference (T±k)")
+    recon_fetch_attempts: int = Field(default=3, ge=1, le=10, description="Attempts per bill fetch")
+    recon_fetch_backoff_seconds: float = Field(default=1.0, ge=0, description="First wait between bill fetch attempts")
     disabled_plugins: list[str] = Field(default_factory=list)
     disabled_channels: list[str] = Field(default_factory=list)
     trace_hooks: bool = False

@@ -15,6 +15,8 @@ from .db.writer import Writer
 from .metrics import PAYMENT_TRANSITIONS
 from .nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from .plugins import PluginInfo, build_plugin_manager, build_registry
+from .recon.reports import Reports
+from .recon.service import ReconService
 from .registry import Registry
 from .services.approvals import ApprovalService
 from .services.callbacks import CallbackDispatcher
@@ -81,6 +83,8 @@ class Core:
         self.insurance_visits = InsuranceVisits(self)
         self.insurance_fees = InsuranceFees(self)
         self.insurance_settlements = InsuranceSettlements(self)
+        self.recon = ReconService(self)
+        self.reports = Reports(self)
         self._directory: Directory | None = None
         self._started = False
 

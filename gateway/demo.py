@@ -81,14 +81,37 @@ async def setup_his(core: Core, his_sims: dict[str, Any]) -> dict[str, Any]:
                 config=cfg["config"], **({"options": cfg["options"]} if cfg.get("options") else {})))
             systems.append(cfg["id"])
         hospital = getattr(handle, "hospital", None)
-        sample = None
-        if hospital is not None:
-            for patient in hospital.patients.values():
-                if hospital.pending(patient.patient_id):
-                    sample = {"patient_id": patient.patient_id, "card_no": patient.card_no}
-                    break
+        sample = _sample_patient(hospital) if hospital is not None else None
         out[name] = {**handle.info.model_dump(mode="json"), "systems": systems, "sample_patient": sample}
     return out
+
+
+# The business type a caller names for a charge of each bill type, for the printed example.
+_BILL_BUSINESS_TYPE = {"outpatient_registration": "registration", "outpatient_settlement": "outpatient",
+                       "inpatient_deposit": "inpatient_deposit", "inpatient_settlement": "inpatient_settlement"}
+
+
+def _sample_patient(hospital: Any) -> dict[str, Any] | None:
+    """A patient with a pending charge, preferring a registration fee (the kiosk example).
+
+    Charge ids carry the day the simulator was seeded, so the demo prints them
+    rather than the README fixing one."""
+    from .money import fen_to_yuan
+
+    best: tuple[int, Any, Any] | None = None
+    for patient in hospital.patients.values():
+        for charge in hospital.pending(patient.patient_id):
+            rank = {"outpatient_registration": 0, "outpatient_settlement": 1}.get(charge.bill_type, 2)
+            if best is None or rank < best[0]:
+                best = (rank, patient, charge)
+        if best is not None and best[0] == 0:
+            break
+    if best is None:
+        return None
+    _, patient, charge = best
+    return {"patient_id": patient.patient_id, "card_no": patient.card_no, "visit_no": charge.visit_no,
+            "charge_id": charge.charge_id, "amount": charge.amount, "amount_yuan": fen_to_yuan(charge.amount),
+            "bill_type": charge.bill_type, "business_type": _BILL_BUSINESS_TYPE.get(charge.bill_type, "outpatient")}
 
 
 async def setup_insurance(core: Core, ins_sims: dict[str, Any]) -> dict[str, Any]:
@@ -106,6 +129,14 @@ async def setup_insurance(core: Core, ins_sims: dict[str, Any]) -> dict[str, Any
         qr = next((p.qr_code for p in persons.values() if p.qr_code and p.wallet_balance), None)
         out[name] = {**handle.info.model_dump(mode="json"), "centres": centres, "sample_evoucher_qr": qr}
     return out
+
+
+async def setup_recon(core: Core, his: dict[str, Any]) -> dict[str, Any]:
+    """Generated bills of past days, reconciled, so that the calendar, differences and reports have data."""
+    from .recon.demo_data import seed_history
+
+    systems = [sys_id for sim in his.values() for sys_id in sim.get("systems", [])]
+    return await seed_history(core, his_system=systems[0] if systems else "his")
 
 
 async def run_demo(host: str = "127.0.0.1", port: int = 8080, data_dir: str | None = None,
@@ -132,6 +163,7 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, data_dir: str | No
         sandbox = await setup_sandbox(core, simulators)
         sandbox["his"] = await setup_his(core, his_sims)
         sandbox["insurance"] = await setup_insurance(core, ins_sims)
+        sandbox["recon"] = await setup_recon(core, sandbox["his"])
         app = create_app(core=core)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -175,13 +207,24 @@ def _print_banner(sandbox: dict[str, Any], path: Path) -> None:
     for channel, sim in sandbox["simulators"].items():
         lines.append(f"  simulator  {channel:<10} {sim['base_url']}   control {sim.get('control_url')}")
     for name, sim in sandbox.get("his", {}).items():
-        lines.append(f"  business   {name:<10} {sim['base_url']}   systems {', '.join(sim['systems'])}")
+        lines.append(f"  business   {name:<10} {sim['base_url']}   control {sim.get('control_url')}   "
+                     f"systems {', '.join(sim['systems'])}")
     his_demo = next((s for s in sandbox.get("his", {}).values() if s.get("sample_patient")), None)
     if his_demo:
-        card = his_demo["sample_patient"]["card_no"]
-        lines += ["", "  pending charges (待缴费) of a sandbox patient:",
-                  f"        yinyi call GET '/v1/his/pending-charges?system={his_demo['systems'][0]}&card_no={card}'",
-                  "  pay one with \"his\": {\"system\", \"patient_id\", \"charge_ids\"} in POST /v1/payments;",
+        sp = his_demo["sample_patient"]
+        system = his_demo["systems"][0]
+        subject = "挂号费" if sp["bill_type"] == "outpatient_registration" else "门诊缴费"
+        pay = {"out_trade_no": "k-1", "amount": sp["amount"], "subject": subject,
+               "business_type": sp["business_type"], "method": "code", "auth_code": "134567890123451234",
+               "his": {"system": system, "patient_id": sp["patient_id"], "charge_ids": [sp["charge_id"]]}}
+        pay_json = json.dumps(pay, ensure_ascii=False, separators=(",", ":"))
+        lines += ["", f"  sandbox patient (沙箱患者) of {system}: card_no {sp['card_no']}   patient_id "
+                      f"{sp['patient_id']}   pending charge (待缴费) {sp['charge_id']}   "
+                      f"{sp['amount']} fen ({sp['amount_yuan']} 元)",
+                  f"        yinyi call GET '/v1/his/pending-charges?system={system}&card_no={sp['card_no']}'",
+                  f"        yinyi call POST /v1/payments '{pay_json}'",
+                  f"  HIS faults (模拟HIS故障): POST {his_demo.get('control_url')}/faults "
+                  "'{\"op\":\"write_back\",\"kind\":\"refuse\"}'",
                   "  single-sided cases: yinyi call --admin GET /v1/admin/cases"]
     ins_demo = next((s for s in sandbox.get("insurance", {}).values() if s.get("sample_evoucher_qr")), None)
     if ins_demo:
@@ -190,6 +233,15 @@ def _print_banner(sandbox: dict[str, Any], path: Path) -> None:
                   "        yinyi call POST /v1/insurance/persons/identify "
                   f"'{{\"method\":\"evoucher\",\"qr_code\":\"{ins_demo['sample_evoucher_qr']}\"}}'",
                   "  then register, upload fees and POST /v1/insurance/settlements (docs/insurance/flows.md)"]
+    recon = sandbox.get("recon")
+    if recon:
+        first, last = recon["days"][0], recon["days"][-1]
+        lines += ["", f"  reconciliation (对账): generated bills {first} … {last}, "
+                      f"{recon['injected_differences']} differences injected",
+                  f"        yinyi recon diffs --date {recon['runs'][len(recon['runs']) // 2]['day']}   "
+                  "yinyi recon run --date <today>   yinyi report long_short --begin "
+                  f"{first} --end {last}",
+                  f"        yinyi call --admin GET '/v1/admin/recon/calendar?month={last[:7]}'"]
     lines += ["", f"  credentials for SDKs and simulators: {path}",
               "  try:  yinyi call POST /v1/payments "
               "'{\"out_trade_no\":\"demo-1\",\"amount\":1,\"subject\":\"挂号费\",\"business_type\":\"outpatient\","

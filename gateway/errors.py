@@ -465,3 +465,16 @@ def _collect(cls: type[YinyiError]) -> None:
 
 
 _collect(YinyiError)
+
+
+class BillSummaryMismatch(YinyiError):
+    code = "RECON_BILL_SUMMARY_MISMATCH"
+    status = 502
+    message_zh = "账单明细与其汇总行不符"
+    message_en = "The bill's lines disagree with its own summary"
+
+
+class ReconDiffNotFound(NotFound):
+    code = "RECON_DIFF_NOT_FOUND"
+    message_zh = "对账差异不存在"
+    message_en = "No such reconciliation difference"

@@ -99,8 +99,21 @@ async def resend_callback(request: web.Request) -> web.Response:
     return json_response(await request.app[CORE].callbacks.resend(nid, actor(request)))
 
 
+async def audit_log(request: web.Request) -> web.Response:
+    """操作日志: administrative actions, newest first, by ``action`` (prefix), ``actor``, ``target``."""
+    q = request.query
+    try:
+        limit = min(int(q.get("limit", "200")), 1000)
+    except ValueError as exc:
+        raise ValidationFailed("limit must be an integer") from exc
+    items = await request.app[CORE].ledger.audit_search(action=q.get("action"), actor=q.get("actor"),
+                                                        target=q.get("target"), limit=limit)
+    return json_response({"items": items})
+
+
 def add_admin_routes(app: web.Application) -> None:
     r = app.router
+    r.add_get("/v1/admin/audit", audit_log)
     r.add_get("/v1/admin/campuses", campuses)
     r.add_put("/v1/admin/campuses/{id}", put_campus)
     r.add_get("/v1/admin/merchants", merchants)

@@ -12,6 +12,7 @@ from .admin import add_admin_routes
 from .fixed import add_fixed_routes
 from .handlers import add_routes
 from .his import add_his_routes
+from .recon import add_recon_routes
 from .insurance import add_insurance_routes
 from .keys import CORE
 from .middleware import access_middleware
@@ -36,5 +37,6 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None, ba
     add_fixed_routes(app)
     add_his_routes(app)
     add_insurance_routes(app)
+    add_recon_routes(app)
     core.pm.hook.yinyi_register_routes(app=app, router=app.router)
     return app

@@ -118,7 +118,8 @@ def _bill_summary(bill: Any) -> dict[str, Any]:
 
 
 async def import_bill(request: web.Request) -> web.Response:
-    """账单导入: a CSV or Excel file in the documented format, checked and summarised."""
+    """账单导入: a CSV or Excel file in the documented format, checked, summarised and stored for
+    reconciliation (importing the same day and bill type again replaces it)."""
     from his_adapters.fileimport import parse_bill_file
 
     day = _day(request)
@@ -133,6 +134,10 @@ async def import_bill(request: web.Request) -> web.Response:
         errors = getattr(exc, "errors", None)
         raise ValidationFailed(f"the bill file is not valid: {exc}", errors=errors) from exc
     bills = parsed if isinstance(parsed, list) else [parsed]
+    core = request.app[CORE]
+    from ..recon.sources import import_his_bills
+
+    await import_his_bills(core, request.match_info["id"], day, bills, actor(request))
     await request.app[CORE].ledger.audit(actor(request), "his_bill.import", request.match_info["id"],
                                          {"day": day.isoformat(), "filename": filename,
                                           "bills": [_bill_summary(b) for b in bills]})
@@ -141,20 +146,30 @@ async def import_bill(request: web.Request) -> web.Response:
 
 # --- write-backs -----------------------------------------------------------------------------------
 async def writebacks(request: web.Request) -> web.Response:
-    """回写HIS异常 by default (failed or rejected); ``status=`` lists others."""
+    """回写HIS异常 by default (failed or rejected); ``status=`` lists others. Each row names its
+    single-sided case (``case_id``), if any."""
     q = request.query
     items = await request.app[CORE].writebacks.search(
         day=_day(request), patient_id=q.get("patient_id"), patient_name=q.get("patient_name"),
         visit_no=q.get("visit_no"), his_serial=q.get("his_serial"), trade_no=q.get("trade_no"),
         status=_list(request, "status") or ["FAILED", "REJECTED"], system=q.get("system"), kind=q.get("kind"),
-        limit=_limit(request))
+        charge_id=q.get("charge_id"), limit=_limit(request))
     return json_response({"items": items})
 
 
 async def retry_writeback(request: web.Request) -> web.Response:
+    """Retry a failed or rejected write-back now: a payment id (确认收费) or a refund id (退费回写)."""
     core = request.app[CORE]
-    row = await core.writebacks.retry_now(request.match_info["payment_id"], actor(request))
+    row = await core.writebacks.retry_now(request.match_info["id"], actor(request))
     return json_response(writeback_out(row, core.vault))
+
+
+async def refund_writeback(request: web.Request) -> web.Response:
+    """Apply for the original-route refund (原路退款) of a failed or rejected write-back's payment,
+    through its single-sided case and the approval path."""
+    body = await parse(request, ReasonIn)
+    return json_response(await request.app[CORE].writebacks.request_refund(
+        request.match_info["payment_id"], actor=actor(request), reason=body.reason), status=202)
 
 
 # --- single-sided cases -----------------------------------------------------------------------------
@@ -263,7 +278,8 @@ def add_his_routes(app: web.Application) -> None:
     r.add_get("/v1/admin/his/systems/{id}/bill", system_bill)
     r.add_post("/v1/admin/his/systems/{id}/bill-import", import_bill)
     r.add_get("/v1/admin/his/writebacks", writebacks)
-    r.add_post("/v1/admin/his/writebacks/{payment_id}/retry", retry_writeback)
+    r.add_post("/v1/admin/his/writebacks/{id}/retry", retry_writeback)
+    r.add_post("/v1/admin/his/writebacks/{payment_id}/refund", refund_writeback)
     r.add_get("/v1/admin/cases", cases)
     r.add_get("/v1/admin/cases/{id}", case_detail)
     r.add_post("/v1/admin/cases/{id}/refund", case_refund)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text,
+from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, Index, Integer, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -571,4 +571,107 @@ class InsuranceFeeLine(Base):
     status: Mapped[str] = mapped_column(String(12))  # uploaded | revoked
     msgid: Mapped[str] = mapped_column(String(40))
     uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- reconciliation ----------------------------------------------------------------------
+
+
+class ReconFetch(Base):
+    """对账数据获取日志: one fetch or import of one source's bill for one business day."""
+
+    __tablename__ = "recon_fetches"
+    __table_args__ = (Index("ix_recon_fetches_day", "day", "source"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(12))  # platform | his | channel | bank | insurance
+    source_id: Mapped[str] = mapped_column(String(64))  # business system, merchant, "ledger" …
+    bill_type: Mapped[str] = mapped_column(String(40), default="")
+    origin: Mapped[str] = mapped_column(String(8))  # fetch | import
+    status: Mapped[str] = mapped_column(String(8))  # OK | FAILED
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    line_count: Mapped[int] = mapped_column(Integer, default=0)
+    total_paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReconLine(Base):
+    """One line of a source's bill as fetched or imported, in core terms. A re-fetch of the
+    same (day, source, source_id, bill_type) replaces its lines in one transaction."""
+
+    __tablename__ = "recon_lines"
+    __table_args__ = (Index("ix_recon_lines_batch", "day", "source", "source_id", "bill_type"),
+                      Index("ix_recon_lines_txn", "txn_id"))
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(12))
+    source_id: Mapped[str] = mapped_column(String(64))
+    bill_type: Mapped[str] = mapped_column(String(40), default="")
+    txn_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # gateway payment or refund id
+    kind: Mapped[str] = mapped_column(String(8))  # payment | refund
+    amount: Mapped[int] = mapped_column(BigInteger)  # fen, positive
+    status: Mapped[str] = mapped_column(String(24))
+    his_serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    channel_trade_no: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    channel: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    order_ref: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    method: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    operator: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    entry: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    occurred_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class ReconRun(Base):
+    """One reconciliation run of a day (一键对账 or the scheduled T+0 pass)."""
+
+    __tablename__ = "recon_runs"
+    __table_args__ = (Index("ix_recon_runs_day", "day", "started_at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+    mode: Mapped[str] = mapped_column(String(4))  # t0 (HIS × platform) | t1 (HIS × platform × channel)
+    status: Mapped[str] = mapped_column(String(8))  # RUNNING DONE FAILED
+    window_days: Mapped[int] = mapped_column(Integer, default=1)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class ReconDiff(Base):
+    """A difference found for a day (对账差异). Sources are never edited: a difference is
+    resolved by a mark or a compensating action recorded here and in ``case_events``."""
+
+    __tablename__ = "recon_diffs"
+    __table_args__ = (UniqueConstraint("day", "txn_key", "kind", name="uq_recon_diffs_key"),
+                      Index("ix_recon_diffs_status", "status", "day"))
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+    txn_key: Mapped[str] = mapped_column(String(80))  # txn id, or "his:" + business serial
+    kind: Mapped[str] = mapped_column(String(8))
+    cls: Mapped[str] = mapped_column(String(20))
+    his_amount: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    platform_amount: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    channel_amount: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    in_his: Mapped[bool] = mapped_column(Boolean, default=False)
+    in_platform: Mapped[bool] = mapped_column(Boolean, default=False)
+    in_channel: Mapped[bool] = mapped_column(Boolean, default=False)
+    other_day: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    channel: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    his_serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    channel_trade_no: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    order_ref: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    platform_status: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    his_status: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    status: Mapped[str] = mapped_column(String(10))  # OPEN | RESOLVED | CLEARED (sources agree on a re-run)
+    resolution: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    note: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    case_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    first_run_id: Mapped[str] = mapped_column(String(32))
+    last_run_id: Mapped[str] = mapped_column(String(32))
+    resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

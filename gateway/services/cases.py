@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("yinyi.cases")
 _C = SingleSidedCase.__table__
 STATUS_ZH = {"OPEN": "待处理", "APPROVING": "退款审核中", "REFUNDING": "退款中", "RESOLVED": "已处理"}
-REASON_ZH = {"writeback_failed": "回写HIS失败", "writeback_rejected": "HIS拒绝入账", "late_success": "调用方放弃后支付成功"}
+REASON_ZH = {"writeback_failed": "回写HIS失败", "writeback_rejected": "HIS拒绝入账", "late_success": "调用方放弃后支付成功",
+             "recon_long": "对账长款(渠道有款, HIS无记录)", "recon_duplicate": "对账重复支付"}
 RESOLUTION_ZH = {"written_back": "已补回写入账", "refunded": "已原路退款", "manual": "人工处理"}
 OPEN_STATES = ("OPEN", "APPROVING", "REFUNDING")
 
@@ -230,6 +231,10 @@ class CaseService(PeriodicWorker):
     async def _by_payment(self, payment_id: str) -> SingleSidedCase | None:
         async with self.core.rsm() as s:
             return (await s.execute(select(SingleSidedCase).where(SingleSidedCase.payment_id == payment_id))).scalar()
+
+    async def for_payment(self, payment_id: str) -> SingleSidedCase | None:
+        """The payment's case (one per payment), in any state, or None."""
+        return await self._by_payment(payment_id)
 
     async def detail(self, case_id: str) -> dict[str, Any]:
         from ..schemas import payment_out

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..db.models import HisSystem
 from ..errors import HisSystemUnknown
-from ..his import HisAdapter
+from ..his import HIS_BILL_TYPES, HisAdapter
 from .configured import ConfiguredAdapters
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ class SystemOptions(BaseModel):
     verify_amount: bool = Field(default=True, description="Check a payment's amount against the pending charges first")
     write_back: bool = Field(default=True, description="Record successful payments in the system")
     refund_write_back: bool = Field(default=True, description="Record refunds the caller asks to be written back")
+    reconcile: bool = Field(default=True, description="Fetch the system's daily bills for reconciliation")
+    recon_bill_types: list[str] = Field(default_factory=lambda: [t.value for t in HIS_BILL_TYPES],
+                                        description="The bill types fetched for reconciliation")
 
 
 class SystemIn(BaseModel):

@@ -383,6 +383,20 @@ class Ledger:
                                          .order_by(Refund.updated_at))).scalars())
         return pays, refs
 
+    async def audit_search(self, *, action: str | None = None, actor: str | None = None, target: str | None = None,
+                           limit: int = 200) -> list[dict[str, Any]]:
+        q = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
+        if action:
+            q = q.where(AuditLog.action.startswith(action))
+        if actor:
+            q = q.where(AuditLog.actor == actor)
+        if target:
+            q = q.where(AuditLog.target == target)
+        async with self.rsm() as s:
+            rows = list((await s.execute(q)).scalars())
+        return [{"id": r.id, "actor": r.actor, "action": r.action, "target": r.target, "detail": r.detail,
+                 "at": r.created_at.isoformat()} for r in rows]
+
     async def audit(self, actor: str, action: str, target: str | None, detail: dict[str, Any]) -> None:
         await self.writer.run(lambda conn: conn.execute(insert(AuditLog).values(
             actor=actor, action=action, target=target, detail=detail, created_at=utcnow())))

@@ -44,6 +44,13 @@ class SignedClient:
             except orjson.JSONDecodeError:
                 return resp.status, data.decode("utf-8", "replace")
 
+    async def fetch(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+        """A signed request answered with bytes (an export): status, headers and body."""
+        assert self._session is not None, "use 'async with SignedClient(...)'"
+        h = signed_headers(self.app_id, self.secret, method, path, body)
+        async with self._session.request(method, self.base_url + path, data=body or None, headers=h) as resp:
+            return resp.status, dict(resp.headers), await resp.read()
+
     async def get(self, path: str) -> tuple[int, Any]:
         return await self.request("GET", path)
 

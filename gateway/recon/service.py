@@ -1,0 +1,457 @@
+"""The reconciliation service: one-click runs, differences and their handling, the calendar.
+
+A **run** of a day (一键对账):
+
+1. snapshots the platform bill (the ledger) of the day and of the window days around it;
+2. fetches every business system's bills and every merchant's channel bill of the day
+   (and of past window days not fetched yet), each with retries and a fetch-log row;
+3. matches HIS × platform × channel (``t1``; ``t0`` is HIS × platform, run through the
+   day) in one vectorised pass (``matching.py``);
+4. records each difference in ``recon_diffs`` keyed by (day, transaction, kind): a
+   re-run updates the open ones, marks those the sources now agree on as CLEARED, and
+   never duplicates. A long entry (money without a HIS record) of a gateway payment
+   opens a single-sided case, whose refund goes through approval.
+
+Sources are never edited. A difference is resolved by a compensating action (refund
+along the original route, write-back) or a mark (cash refund registered, 平账/调账,
+ignored with a reason), each recorded with who, when and why.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from ..db.models import CaseEvent, ReconDiff, ReconFetch, ReconRun, SingleSidedCase, utcnow
+from ..errors import InvalidState, ReconDiffNotFound, ValidationFailed
+from ..his import HisCapability
+from ..money import fen_to_yuan
+from ..timeutil import local_today
+from . import sources
+from .frames import classify
+from .insurance import INSURANCE_CLASSES, InsuranceRecon
+from .matching import CLASSES as MATCH_CLASSES
+
+if TYPE_CHECKING:
+    from ..core import Core
+
+log = logging.getLogger("yinyi.recon")
+_D = ReconDiff.__table__
+_R = ReconRun.__table__
+CLASSES = {**MATCH_CLASSES, **INSURANCE_CLASSES}
+Progress = Callable[[str, int, int], None]  # (step, done, total)
+
+# Marks that close a difference without moving money here; refunds go through cases.
+MARKS = {
+    "balanced": ("平账/调账", "Balanced (adjusted)"),
+    "cash_refund": ("已登记现金退款", "Cash refund registered"),
+    "written_back": ("已补录HIS", "Recorded in the HIS by hand"),
+    "ignored": ("忽略", "Ignored"),
+}
+RESOLUTIONS_ZH = {**{k: v[0] for k, v in MARKS.items()}, "refunded": "已原路退款", "manual": "人工处理",
+                  "reversed": "已冲正"}
+DIFF_STATUS_ZH = {"OPEN": "待处理", "RESOLVED": "已处理", "CLEARED": "已自动消除"}
+
+
+def diff_out(d: Any) -> dict[str, Any]:
+    zh, en = CLASSES.get(d.cls, (d.cls, d.cls))
+    return {"id": d.id, "day": d.day.isoformat(), "txn_id": d.txn_key, "kind": d.kind, "class": d.cls,
+            "class_zh": zh, "class_en": en, "his_amount": d.his_amount, "platform_amount": d.platform_amount,
+            "channel_amount": d.channel_amount, "in_his": d.in_his, "in_platform": d.in_platform,
+            "in_channel": d.in_channel, "other_day": d.other_day.isoformat() if d.other_day else None,
+            "channel": d.channel, "his_serial": d.his_serial, "channel_trade_no": d.channel_trade_no,
+            "order_ref": d.order_ref, "platform_status": d.platform_status, "his_status": d.his_status,
+            "status": d.status, "status_zh": DIFF_STATUS_ZH.get(d.status, d.status), "resolution": d.resolution,
+            "resolution_zh": RESOLUTIONS_ZH.get(d.resolution or "", d.resolution), "note": d.note,
+            "case_id": d.case_id, "resolved_by": d.resolved_by, "first_run_id": d.first_run_id,
+            "last_run_id": d.last_run_id, "created_at": d.created_at.isoformat(),
+            "updated_at": d.updated_at.isoformat()}
+
+
+def _amount(row: dict[str, Any]) -> int | None:
+    for key in ("channel_amount", "platform_amount", "his_amount"):
+        if row.get(key) is not None:
+            return int(row[key])
+    return None
+
+
+class ReconService:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.insurance = InsuranceRecon(core)
+
+    # --- runs ------------------------------------------------------------------------------------
+    async def run(self, day: dt.date, *, actor: str, mode: str = "t1", window_days: int | None = None,
+                  progress: Progress | None = None, fetch: bool = True) -> dict[str, Any]:
+        """Fetch every source of ``day`` (unless ``fetch`` is false: match the bills already stored),
+        match, record differences; idempotent."""
+        if mode not in ("t0", "t1"):
+            raise ValidationFailed("mode is t0 or t1")
+        if day > local_today():
+            raise ValidationFailed("the day has not begun yet")
+        core = self.core
+        k = core.settings.recon_window_days if window_days is None else window_days
+        run_id = "R" + secrets.token_hex(8)
+        started = utcnow()
+        await core.writer.run(lambda c: c.execute(insert(_R).values(
+            id=run_id, day=day, mode=mode, status="RUNNING", window_days=k, summary={}, error=None, actor=actor,
+            started_at=started, finished_at=None)))
+        step = progress or (lambda *_: None)
+        try:
+            days = [day + dt.timedelta(days=i) for i in range(-k, k + 1) if day + dt.timedelta(days=i) <= local_today()]
+            fetches = await self._fetch_all(day, days, mode, actor, step) if fetch else []
+            step("match", 0, 1)
+            wanted = ("platform", "his") if mode == "t0" else ("platform", "his", "channel")
+            lines = await sources.load_lines(core, days, wanted)
+            rows, counts = classify(lines, day=day, window_days=k, two_way=mode == "t0")
+            step("match", 1, 1)
+            step("record", 0, 1)
+            recorded = await self._record(day, run_id, rows, actor)
+            step("record", 1, 1)
+            totals = {src: {"count": sum(1 for x in lines[src] if x["day"] == day),
+                            "paid": sum(x["amount"] for x in lines[src] if x["day"] == day and x["kind"] == "payment"
+                                        and x["status"] in ("SUCCEEDED", "normal")),
+                            "refunded": sum(x["amount"] for x in lines[src] if x["day"] == day
+                                            and x["kind"] == "refund" and x["status"] in ("SUCCEEDED", "normal"))}
+                      for src in wanted}
+            failed = [f.as_dict() for f in fetches if f.status == "FAILED"]
+            summary = {"classes": counts, "totals": totals, "fetches": [f.as_dict() for f in fetches],
+                       "complete": not failed, **recorded}
+            status = "DONE"
+        except Exception as exc:
+            await core.writer.run(lambda c: c.execute(update(_R).where(_R.c.id == run_id).values(
+                status="FAILED", error=f"{type(exc).__name__}: {exc}"[:256], finished_at=utcnow())))
+            raise
+        await core.writer.run(lambda c: c.execute(update(_R).where(_R.c.id == run_id).values(
+            status=status, summary=summary, finished_at=utcnow())))
+        await core.ledger.audit(actor, "recon.run", day.isoformat(), {"run_id": run_id, "mode": mode,
+                                                                      "classes": counts})
+        return await self.run_out(run_id)
+
+    async def _fetch_all(self, day: dt.date, days: list[dt.date], mode: str, actor: str,
+                         step: Progress) -> list[sources.FetchOutcome]:
+        core = self.core
+        fetched = await self._fetched_ok(days)
+        kept = await self._generated(days)  # demo or imported batches are never overwritten by a fetch
+        plan: list[tuple[str, Any]] = [("platform", d) for d in days if ("platform", "ledger", "", d) not in kept]
+        for info in [core.his._info(r) for r in (await core.his._rows()).values() if r.enabled]:
+            if not info.options.reconcile:
+                continue
+            for bt in info.options.recon_bill_types:
+                for d in days:
+                    if (d == day or ("his", info.id, bt, d) not in fetched) and ("his", info.id, bt, d) not in kept:
+                        plan.append(("his", (info.id, bt, d)))
+        if mode == "t1":
+            for m in await core.directory.list_merchants():
+                if not m.enabled or m.channel not in core.registry.channels:
+                    continue
+                for d in days:
+                    if (d == day or ("channel", m.id, "", d) not in fetched) and ("channel", m.id, "", d) not in kept:
+                        plan.append(("channel", (m.id, m.channel, d)))
+        out = []
+        for i, (kind, arg) in enumerate(plan):
+            step("fetch", i, len(plan))
+            if kind == "platform":
+                out.append(await sources.snapshot_platform(core, arg, actor))
+            elif kind == "his":
+                out.append(await sources.fetch_his(core, arg[0], arg[2], arg[1], actor))
+            else:
+                out.append(await sources.fetch_channel(core, arg[0], arg[1], arg[2], actor))
+        step("fetch", len(plan), len(plan))
+        return [o for o in out if o.status != "SKIPPED"]
+
+    async def _generated(self, days: list[dt.date]) -> set[tuple[str, str, str, dt.date]]:
+        """Batches whose latest successful load was an import or demo data, not a fetch."""
+        F = ReconFetch
+        async with self.core.rsm() as s:
+            rows = (await s.execute(select(F.source, F.source_id, F.bill_type, F.day, F.origin)
+                                    .where(F.day.in_(days), F.status == "OK").order_by(F.id))).all()
+        latest: dict[tuple[str, str, str, dt.date], str] = {}
+        for r in rows:
+            latest[(r.source, r.source_id, r.bill_type, r.day)] = r.origin
+        return {k for k, origin in latest.items() if origin in ("demo", "import")}
+
+    async def _fetched_ok(self, days: list[dt.date]) -> set[tuple[str, str, str, dt.date]]:
+        F = ReconFetch
+        async with self.core.rsm() as s:
+            rows = (await s.execute(select(F.source, F.source_id, F.bill_type, F.day)
+                                    .where(F.day.in_(days), F.status == "OK").distinct())).all()
+        return {(r.source, r.source_id, r.bill_type, r.day) for r in rows}
+
+    async def _record(self, day: dt.date, run_id: str, rows: list[dict[str, Any]], actor: str) -> dict[str, int]:
+        """Upsert the run's differences; clear the day's open ones the sources now agree on."""
+        now = utcnow()
+        diffs = [r for r in rows if r["cls"] != "matched"]
+        async with self.core.rsm() as s:
+            existing = {(d.txn_key, d.kind): d for d in (await s.execute(
+                select(ReconDiff).where(ReconDiff.day == day))).scalars()}
+        new: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
+        seen: set[tuple[str, str]] = set()
+        for r in diffs:
+            key = (r["txn_key"], r["kind"])
+            seen.add(key)
+            values = {"cls": r["cls"], "his_amount": r.get("his_amount"), "platform_amount": r.get("platform_amount"),
+                      "channel_amount": r.get("channel_amount"), "in_his": bool(r.get("in_his")),
+                      "in_platform": bool(r.get("in_platform")), "in_channel": bool(r.get("in_channel")),
+                      "other_day": r.get("other_day"), "channel": r.get("channel"), "his_serial": r.get("his_serial"),
+                      "channel_trade_no": r.get("channel_trade_no"), "order_ref": r.get("order_ref"),
+                      "platform_status": r.get("platform_status"), "his_status": r.get("his_status"),
+                      "last_run_id": run_id, "updated_at": now}
+            old = existing.get(key)
+            if old is None:
+                new.append({"id": "D" + secrets.token_hex(8), "day": day, "txn_key": key[0], "kind": key[1],
+                            "status": "OPEN", "resolution": None, "note": None, "case_id": None,
+                            "first_run_id": run_id, "resolved_by": None, "created_at": now, **values})
+            elif old.status in ("OPEN", "CLEARED"):
+                changed.append({"id": old.id, "status": "OPEN", **values})
+        cleared = [d.id for key, d in existing.items() if key not in seen and d.status == "OPEN" and not d.case_id]
+        # A difference follows its single-sided case: resolved when the case is, the same way.
+        settled = await self._settled_cases([d.case_id for d in existing.values() if d.status == "OPEN" and d.case_id])
+        closed = [(d.id, settled[d.case_id]) for d in existing.values()
+                  if d.status == "OPEN" and d.case_id in settled]
+        # The refund that settled a case is its compensating entry, not a new difference.
+        refunded_by_case = await self._refunds_of_settled_cases([n["order_ref"] for n in new if n["kind"] == "refund"])
+        for n in new:
+            case = refunded_by_case.get(n["txn_key"]) if n["kind"] == "refund" else None
+            if case is not None:
+                n.update(status="RESOLVED", resolution="refunded", case_id=case,
+                         note="单边账原路退款 (compensating refund of a single-sided case)", resolved_by="system")
+
+        def tx(conn: Connection) -> None:
+            if new:
+                conn.execute(insert(_D), new)
+            for v in changed:
+                conn.execute(update(_D).where(_D.c.id == v["id"]).values(**{k: x for k, x in v.items() if k != "id"}))
+            if cleared:
+                conn.execute(update(_D).where(_D.c.id.in_(cleared), _D.c.status == "OPEN")
+                             .values(status="CLEARED", resolution=None, last_run_id=run_id, updated_at=now))
+            for diff_id, (resolution, by) in closed:
+                conn.execute(update(_D).where(_D.c.id == diff_id, _D.c.status == "OPEN").values(
+                    status="RESOLVED", resolution=resolution, resolved_by=by, last_run_id=run_id, updated_at=now))
+
+        await self.core.writer.run(tx)
+        cases = await self._open_cases(day)
+        return {"new_differences": len(new), "updated_differences": len(changed), "cleared_differences": len(cleared),
+                "resolved_by_cases": len(closed), "cases_opened": cases}
+
+    async def _settled_cases(self, case_ids: list[str]) -> dict[str, tuple[str, str]]:
+        if not case_ids:
+            return {}
+        async with self.core.rsm() as s:
+            rows = (await s.execute(select(SingleSidedCase.id, SingleSidedCase.resolution, SingleSidedCase.resolved_by)
+                                    .where(SingleSidedCase.id.in_(case_ids),
+                                           SingleSidedCase.status == "RESOLVED"))).all()
+        return {r.id: (r.resolution or "manual", r.resolved_by or "system") for r in rows}
+
+    async def _refunds_of_settled_cases(self, payment_ids: list[str]) -> dict[str, str]:
+        """Refund id → case id, for refunds made by single-sided cases of these payments."""
+        ids = [p for p in payment_ids if p]
+        if not ids:
+            return {}
+        async with self.core.rsm() as s:
+            rows = (await s.execute(select(SingleSidedCase.id, SingleSidedCase.refund_id)
+                                    .where(SingleSidedCase.payment_id.in_(ids),
+                                           SingleSidedCase.refund_id.is_not(None)))).all()
+        return {r.refund_id: r.id for r in rows}
+
+    async def _open_cases(self, day: dt.date) -> int:
+        """A long entry of a gateway payment is a single-sided case: refund after approval."""
+        core = self.core
+        async with core.rsm() as s:
+            longs = list((await s.execute(select(ReconDiff).where(
+                ReconDiff.day == day, ReconDiff.cls.in_(("long", "duplicate")), ReconDiff.kind == "payment",
+                ReconDiff.status == "OPEN", ReconDiff.case_id.is_(None)))).scalars())
+        opened = 0
+        for d in longs:
+            payment = await core.ledger.get_payment(d.txn_key)
+            if payment is None:
+                continue
+            system = payment.his_system or await self._default_system()
+            if system is None:
+                continue
+            detail = f"对账{CLASSES[d.cls][0]}: {day.isoformat()} 渠道有款, HIS无记录"
+            case = await core.cases.open(payment, SimpleNamespace(id=None, system_id=system),
+                                         reason="recon_" + d.cls, detail=detail)
+            case_id = case.id if case is not None else await self._case_of(payment.id)
+            if case_id:
+                await core.writer.run(lambda c, i=d.id, cid=case_id: c.execute(
+                    update(_D).where(_D.c.id == i).values(case_id=cid, updated_at=utcnow())))
+                opened += case is not None
+        return opened
+
+    async def _case_of(self, payment_id: str) -> str | None:
+        case = await self.core.cases._by_payment(payment_id)
+        return case.id if case is not None else None
+
+    async def _default_system(self) -> str | None:
+        rows = [r for r in (await self.core.his._rows()).values() if r.enabled]
+        for r in sorted(rows, key=lambda r: r.id):
+            adapter = await self.core.his.built(r)
+            if adapter is not None and adapter.supports(HisCapability.WRITE_BACK_QUERY):
+                return r.id
+        return sorted(r.id for r in rows)[0] if rows else None
+
+    # --- reading -------------------------------------------------------------------------------------
+    async def run_out(self, run_id: str) -> dict[str, Any]:
+        async with self.core.rsm() as s:
+            r = await s.get(ReconRun, run_id)
+        assert r is not None
+        return {"id": r.id, "day": r.day.isoformat(), "mode": r.mode, "status": r.status,
+                "window_days": r.window_days, "summary": r.summary, "error": r.error, "actor": r.actor,
+                "started_at": r.started_at.isoformat(),
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None}
+
+    async def runs(self, day: dt.date | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        q = select(ReconRun.id).order_by(ReconRun.started_at.desc()).limit(limit)
+        if day is not None:
+            q = q.where(ReconRun.day == day)
+        async with self.core.rsm() as s:
+            ids = list((await s.execute(q)).scalars())
+        return [await self.run_out(i) for i in ids]
+
+    async def diffs(self, *, day: dt.date | None = None, cls: list[str] | None = None,
+                    status: list[str] | None = None, channel: str | None = None, limit: int = 200,
+                    offset: int = 0) -> dict[str, Any]:
+        q = select(ReconDiff)
+        if day is not None:
+            q = q.where(ReconDiff.day == day)
+        if cls:
+            q = q.where(ReconDiff.cls.in_(cls))
+        if status:
+            q = q.where(ReconDiff.status.in_(status))
+        if channel:
+            q = q.where(ReconDiff.channel == channel)
+        async with self.core.rsm() as s:
+            total = (await s.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
+            items = list((await s.execute(q.order_by(ReconDiff.day.desc(), ReconDiff.cls, ReconDiff.txn_key)
+                                          .limit(limit).offset(offset))).scalars())
+        return {"total": total, "items": [diff_out(d) for d in items]}
+
+    async def diff(self, diff_id: str) -> dict[str, Any]:
+        d = await self._diff_row(diff_id)
+        async with self.core.rsm() as s:
+            events = list((await s.execute(select(CaseEvent).where(CaseEvent.case_id == diff_id)
+                                           .order_by(CaseEvent.id))).scalars())
+        out = diff_out(d)
+        out["history"] = [{"action": e.action, "actor": e.actor, "detail": e.detail,
+                           "at": e.created_at.isoformat()} for e in events]
+        if d.case_id:
+            out["case"] = await self.core.cases.detail(d.case_id)
+        return out
+
+    async def _diff_row(self, diff_id: str) -> ReconDiff:
+        async with self.core.rsm() as s:
+            d = await s.get(ReconDiff, diff_id)
+        if d is None:
+            raise ReconDiffNotFound(f"difference {diff_id} not found")
+        return d
+
+    async def mark(self, diff_id: str, *, action: str, note: str | None, actor: str) -> dict[str, Any]:
+        """Close a difference with a mark (平账/调账, cash refund registered, recorded by hand, ignored)."""
+        if action not in MARKS:
+            raise ValidationFailed(f"action must be one of {sorted(MARKS)}", allowed=sorted(MARKS))
+        if not (note or "").strip():
+            raise ValidationFailed("a note (the reason) is required")
+        d = await self._diff_row(diff_id)
+        if d.status != "OPEN":
+            raise InvalidState("only an open difference can be marked", current_status=d.status)
+        if d.case_id:
+            case = await self.core.cases.get_row(d.case_id)
+            if case.status != "OPEN":
+                raise InvalidState("its single-sided case is being handled; finish or withdraw that first",
+                                   case_status=case.status)
+        now = utcnow()
+
+        def tx(conn: Connection) -> bool:
+            ok = conn.execute(update(_D).where(_D.c.id == diff_id, _D.c.status == "OPEN").values(
+                status="RESOLVED", resolution=action, note=note, resolved_by=actor, updated_at=now)).rowcount == 1
+            if ok:
+                conn.execute(insert(CaseEvent).values(case_id=diff_id, action=f"marked_{action}", actor=actor,
+                                                      detail={"note": note}, created_at=now))
+            return ok
+
+        if not await self.core.writer.run(tx):
+            raise InvalidState("the difference changed meanwhile; reload it")
+        if d.case_id:
+            await self.core.cases.resolve_manually(d.case_id, actor=actor, note=f"对账差异{diff_id}: {note}")
+        await self.core.ledger.audit(actor, f"recon.diff.{action}", diff_id,
+                                     {"note": note, "amount": _amount(diff_out(d)), "class": d.cls})
+        return await self.diff(diff_id)
+
+    async def fetch_log(self, day: dt.date | None, limit: int = 200) -> list[dict[str, Any]]:
+        q = select(ReconFetch).order_by(ReconFetch.id.desc()).limit(limit)
+        if day is not None:
+            q = q.where(ReconFetch.day == day)
+        async with self.core.rsm() as s:
+            rows = list((await s.execute(q)).scalars())
+        return [{"id": f.id, "day": f.day.isoformat(), "source": f.source, "source_id": f.source_id,
+                 "bill_type": f.bill_type, "origin": f.origin, "status": f.status, "attempts": f.attempts,
+                 "line_count": f.line_count, "total_paid": f.total_paid, "total_refunded": f.total_refunded,
+                 "error": f.error, "actor": f.actor, "at": f.created_at.isoformat()} for f in rows]
+
+    async def calendar(self, month: dt.date) -> dict[str, Any]:
+        """对账日历: each day of the month with its latest run's status and open differences per channel."""
+        first = month.replace(day=1)
+        nxt = (first + dt.timedelta(days=32)).replace(day=1)
+        async with self.core.rsm() as s:
+            runs = list((await s.execute(select(ReconRun).where(ReconRun.day >= first, ReconRun.day < nxt)
+                                         .order_by(ReconRun.started_at))).scalars())
+            open_rows = (await s.execute(select(ReconDiff.day, ReconDiff.channel, ReconDiff.status, func.count())
+                                         .where(ReconDiff.day >= first, ReconDiff.day < nxt)
+                                         .group_by(ReconDiff.day, ReconDiff.channel, ReconDiff.status))).all()
+        latest: dict[dt.date, ReconRun] = {}
+        insurance: dict[dt.date, ReconRun] = {}
+        for r in runs:
+            if r.mode == "ins":
+                insurance[r.day] = r
+            elif r.mode == "t1" or r.day not in latest or latest[r.day].mode != "t1":
+                latest[r.day] = r
+        per: dict[dt.date, dict[str, dict[str, int]]] = {}
+        for day, channel, status, n in open_rows:
+            per.setdefault(day, {}).setdefault(channel or "-", {}).setdefault(status, 0)
+            per[day][channel or "-"][status] += n
+        days = []
+        d = first
+        while d < nxt:
+            r = latest.get(d)
+            channels = per.get(d, {})
+            open_n = sum(v.get("OPEN", 0) for v in channels.values())
+            if r is None:
+                state = "not_run"
+            elif r.status != "DONE":
+                state = "failed" if r.status == "FAILED" else "running"
+            elif not r.summary.get("complete", True):
+                state = "incomplete"
+            else:
+                state = "differences" if open_n else "balanced"
+            days.append({"day": d.isoformat(), "state": state, "state_zh": DAY_STATE_ZH[state],
+                         "run_id": r.id if r else None, "mode": r.mode if r else None, "open_differences": open_n,
+                         "channels": {c: v.get("OPEN", 0) for c, v in sorted(channels.items())},
+                         "insurance": _insurance_state(insurance.get(d))})
+            d += dt.timedelta(days=1)
+        return {"month": first.strftime("%Y-%m"), "days": days}
+
+
+def _insurance_state(r: ReconRun | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    if r.status != "DONE":
+        return {"run_id": r.id, "state": r.status.lower()}
+    s = r.summary
+    return {"run_id": r.id, "state": "balanced" if s.get("balanced") else "differences",
+            "end": s.get("end"), "differences": s.get("differences", 0)}
+
+
+DAY_STATE_ZH = {"not_run": "未对账", "running": "对账中", "failed": "对账失败", "incomplete": "数据不全",
+                "differences": "有差异", "balanced": "已平"}
+
+
+def yuan(v: int | None) -> str | None:
+    return fen_to_yuan(v) if v is not None else None
