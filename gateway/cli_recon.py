@@ -81,6 +81,21 @@ def diffs(day: dt.datetime | None, status: str, as_json: bool) -> None:
     click.echo(f"{out['total']} difference(s)")
 
 
+@recon.command("import-bank")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--account", required=True, help="The hospital's bank account the statement is of")
+def import_bank(file: str, account: str) -> None:
+    """Import a bank statement (CSV or Excel) for the fund-arrival check (资金到账)."""
+    from pathlib import Path
+
+    from .recon.bank import import_statement
+
+    path = Path(file)
+    out = _run(lambda core: import_statement(core, account, path.read_bytes(), path.name, "cli"))
+    for o in out:
+        click.echo(f"  {account} {o.line_count:>4} credits, {fen_to_yuan(o.total_paid):>14}")
+
+
 @recon.command("insurance")
 @click.option("--begin", required=True, type=click.DateTime(["%Y-%m-%d"]))
 @click.option("--end", default=None, type=click.DateTime(["%Y-%m-%d"]), help="Default: the begin day")

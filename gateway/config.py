@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     notice_max_attempts: int = Field(default=10, ge=1, le=100)
     recon_window_days: int = Field(default=1, ge=0, le=7,
                                    description="对账窗口: adjacent days searched before an entry is a difference (T±k)")
+    recon_arrival_days: int = Field(default=3, ge=1, le=15,
+                                    description="资金到账: days after a channel day within which its settlement must arrive")
+    recon_scheduler_enabled: bool = Field(default=True, description="Run the scheduled T+0 and T+1 reconciliation")
+    recon_t0_interval_seconds: float = Field(default=300.0, ge=0,
+                                             description="T+0: HIS × platform of today every so many seconds; 0 = off")
+    recon_t1_after: str = Field(default="10:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+                                description="T+1: yesterday's three-way run starts after this time (China), once")
     recon_fetch_attempts: int = Field(default=3, ge=1, le=10, description="Attempts per bill fetch")
     recon_fetch_backoff_seconds: float = Field(default=1.0, ge=0, description="First wait between bill fetch attempts")
     disabled_plugins: list[str] = Field(default_factory=list)

@@ -16,7 +16,7 @@ from .metrics import PAYMENT_TRANSITIONS
 from .nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from .plugins import PluginInfo, build_plugin_manager, build_registry
 from .recon.reports import Reports
-from .recon.service import ReconService
+from .recon.service import ReconScheduler, ReconService
 from .registry import Registry
 from .services.approvals import ApprovalService
 from .services.callbacks import CallbackDispatcher
@@ -85,6 +85,7 @@ class Core:
         self.insurance_settlements = InsuranceSettlements(self)
         self.recon = ReconService(self)
         self.reports = Reports(self)
+        self.recon_scheduler = ReconScheduler(self)
         self._directory: Directory | None = None
         self._started = False
 
@@ -116,6 +117,8 @@ class Core:
             self.cases.start()
             self.notices.start()
             self.insurance_settlements.start()
+            if self.settings.recon_scheduler_enabled:
+                self.recon_scheduler.start()
         self._started = True
 
     async def stop(self) -> None:
@@ -125,6 +128,7 @@ class Core:
         await self.cases.stop()
         await self.notices.stop()
         await self.insurance_settlements.stop()
+        await self.recon_scheduler.stop()
         await self.insurance_centres.aclose()
         await self.his.aclose()
         await self.ilog.stop()

@@ -30,6 +30,8 @@ EVENTS: dict[str, str] = {
     "refund_writeback.failed": "退费回写HIS失败(已退款, HIS未登记)",
     "approval.requested": "有待审核的申请",
     "approval.decided": "审核已完成",
+    "recon.differences": "对账发现新差异",
+    "recon.incomplete": "对账数据不全(账单获取失败)",
 }
 AUDIENCES = ("staff", "patient")
 

@@ -107,6 +107,19 @@ async def reverse(request: web.Request) -> web.Response:
     return json_response(out, status=202)
 
 
+async def import_bank_statement(request: web.Request) -> web.Response:
+    """银行流水导入: the CSV/Excel statement of ``account`` (``filename`` tells the format); its credits are
+    stored per day (a day imported again is replaced) for the fund-arrival check of each run."""
+    from ..recon.bank import import_statement
+
+    account = request.query.get("account", "").strip()
+    if not account:
+        raise ValidationFailed("account is required")
+    filename = request.query.get("filename") or request.headers.get("X-Filename") or "statement.csv"
+    out = await import_statement(request.app[CORE], account[:64], await request.read(), filename, actor(request))
+    return json_response({"account": account, "days": [o.as_dict() for o in out]})
+
+
 async def fetches(request: web.Request) -> web.Response:
     """The fetch log: every fetch or import of a source's bill, with its outcome."""
     return json_response({"items": await request.app[CORE].recon.fetch_log(_day(request), _limit(request))})
@@ -152,6 +165,7 @@ def add_recon_routes(app: web.Application) -> None:
     r.add_get("/v1/admin/recon/diffs/{id}", diff)
     r.add_post("/v1/admin/recon/diffs/{id}/mark", mark)
     r.add_get("/v1/admin/recon/fetches", fetches)
+    r.add_post("/v1/admin/recon/bank-statements", import_bank_statement)
     r.add_post("/v1/admin/recon/insurance/runs", start_insurance_run)
     r.add_post("/v1/admin/recon/diffs/{id}/reverse", reverse)
     r.add_get("/v1/admin/reports", reports)

@@ -613,6 +613,7 @@ class ReconLine(Base):
     txn_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # gateway payment or refund id
     kind: Mapped[str] = mapped_column(String(8))  # payment | refund
     amount: Mapped[int] = mapped_column(BigInteger)  # fen, positive
+    fee: Mapped[int] = mapped_column(BigInteger, default=0)  # channel fee, fen (signed as the bill gives it)
     status: Mapped[str] = mapped_column(String(24))
     his_serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
     channel_trade_no: Mapped[str | None] = mapped_column(String(64), nullable=True)

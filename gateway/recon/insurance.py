@@ -22,7 +22,7 @@ import secrets
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 from sqlalchemy.engine import Connection
 
 from ..db.models import Approval, CaseEvent, ReconDiff, ReconRun, utcnow
@@ -87,8 +87,9 @@ class InsuranceRecon:
                        "balanced": all(g["balanced"] for g in groups), "differences": len(found),
                        **recorded}
         except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:256]
             await core.writer.run(lambda c: c.execute(update(_R).where(_R.c.id == run_id).values(
-                status="FAILED", error=f"{type(exc).__name__}: {exc}"[:256], finished_at=utcnow())))
+                status="FAILED", error=error, finished_at=utcnow())))
             raise
         await core.writer.run(lambda c: c.execute(update(_R).where(_R.c.id == run_id).values(
             status="DONE", summary=summary, finished_at=utcnow())))
@@ -123,42 +124,18 @@ class InsuranceRecon:
         return {"file_qury_no": res.file_qury_no, "lines": len(res.lines), "unbalanced": len(res.unbalanced)}
 
     async def _record(self, day: dt.date, run_id: str, centre: str, found: list[dict[str, Any]]) -> dict[str, int]:
-        now = utcnow()
-        async with self.core.rsm() as s:
-            existing = {d.txn_key: d for d in (await s.execute(select(ReconDiff).where(
-                ReconDiff.day == day, ReconDiff.kind == INS_KIND))).scalars()}
-        new, changed = [], []
-        for f in found:
-            key = f"{f['setl_id']}{'-R' if f['refund'] else ''}"
-            values = {"cls": f["cls"], "his_amount": f["hospital_amount"], "platform_amount": f["hospital_amount"],
-                      "channel_amount": f["centre_amount"], "in_his": f["hospital_amount"] is not None,
-                      "in_platform": f["hospital_amount"] is not None, "in_channel": f["cls"] != "ins_hospital_only",
-                      "channel": f"insurance:{centre}", "his_serial": f["mdtrt_id"], "channel_trade_no": f["msgid"],
-                      "order_ref": f"{f['psn_no']}|{f['insutype']}|{f['clr_type']}|{f['setl_optins']}",
-                      "platform_status": "reversal" if f["refund"] else "settlement", "his_status": f["memo"],
-                      "last_run_id": run_id, "updated_at": now}
-            old = existing.get(key)
-            if old is None:
-                new.append({"id": "D" + secrets.token_hex(8), "day": day, "txn_key": key, "kind": INS_KIND,
-                            "status": "OPEN", "resolution": None, "note": None, "case_id": None, "other_day": None,
-                            "first_run_id": run_id, "resolved_by": None, "created_at": now, **values})
-            elif old.status in ("OPEN", "CLEARED"):
-                changed.append({"id": old.id, "status": "OPEN", **values})
-        keys = {f"{f['setl_id']}{'-R' if f['refund'] else ''}" for f in found}
-        cleared = [d.id for k, d in existing.items() if k not in keys and d.status == "OPEN"
-                   and (d.channel or "") == f"insurance:{centre}"]
+        from .service import upsert_diffs
 
-        def tx(conn: Connection) -> None:
-            if new:
-                conn.execute(insert(_D), new)
-            for v in changed:
-                conn.execute(update(_D).where(_D.c.id == v["id"]).values(**{k: x for k, x in v.items() if k != "id"}))
-            if cleared:
-                conn.execute(update(_D).where(_D.c.id.in_(cleared), _D.c.status == "OPEN")
-                             .values(status="CLEARED", last_run_id=run_id, updated_at=now))
-
-        await self.core.writer.run(tx)
-        return {"new_differences": len(new), "updated_differences": len(changed), "cleared_differences": len(cleared)}
+        items = [{"txn_key": f"{f['setl_id']}{'-R' if f['refund'] else ''}", "cls": f["cls"],
+                  "his_amount": f["hospital_amount"], "platform_amount": f["hospital_amount"],
+                  "channel_amount": f["centre_amount"], "in_his": f["hospital_amount"] is not None,
+                  "in_platform": f["hospital_amount"] is not None, "in_channel": f["cls"] != "ins_hospital_only",
+                  "channel": f"insurance:{centre}", "his_serial": f["mdtrt_id"], "channel_trade_no": f["msgid"],
+                  "order_ref": f"{f['psn_no']}|{f['insutype']}|{f['clr_type']}|{f['setl_optins']}",
+                  "platform_status": "reversal" if f["refund"] else "settlement", "his_status": f["memo"]}
+                 for f in found]
+        return await upsert_diffs(self.core, day, run_id, INS_KIND, items,
+                                  scope=lambda d: (d.channel or "") == f"insurance:{centre}")
 
     # --- centre-only settlements: reversal after approval ------------------------------------------
     async def request_reversal(self, diff_id: str, *, actor: str, reason: str | None) -> dict[str, Any]:

@@ -26,17 +26,21 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Connection
 
 from ..db.models import CaseEvent, ReconDiff, ReconFetch, ReconRun, SingleSidedCase, utcnow
 from ..errors import InvalidState, ReconDiffNotFound, ValidationFailed
 from ..his import HisCapability
 from ..money import fen_to_yuan
-from ..timeutil import local_today
+from ..services.worker import PeriodicWorker
+from ..timeutil import CHINA, local_today
 from . import sources
+from .bank import ARRIVAL_CLASSES, BANK_KIND, match_arrivals
 from .frames import classify
 from .insurance import INSURANCE_CLASSES, InsuranceRecon
 from .matching import CLASSES as MATCH_CLASSES
+from .matching import DIFFERENCE_CLASSES
 
 if TYPE_CHECKING:
     from ..core import Core
@@ -44,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("yinyi.recon")
 _D = ReconDiff.__table__
 _R = ReconRun.__table__
-CLASSES = {**MATCH_CLASSES, **INSURANCE_CLASSES}
+CLASSES = {**MATCH_CLASSES, **INSURANCE_CLASSES, **ARRIVAL_CLASSES}
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 
 # Marks that close a difference without moving money here; refunds go through cases.
@@ -59,15 +63,22 @@ RESOLUTIONS_ZH = {**{k: v[0] for k, v in MARKS.items()}, "refunded": "已原路�
 DIFF_STATUS_ZH = {"OPEN": "待处理", "RESOLVED": "已处理", "CLEARED": "已自动消除"}
 
 
-def diff_out(d: Any) -> dict[str, Any]:
+def diff_out(d: Any, window_days: int = 1) -> dict[str, Any]:
+    """``confirmed``: the matching window has passed (ageing), so the difference can no longer
+    resolve itself by a neighbouring day's bill (待确认 until then)."""
     zh, en = CLASSES.get(d.cls, (d.cls, d.cls))
+    confirmed = (local_today() - d.day).days > window_days
+    bank = d.kind == BANK_KIND  # a settlement's arrival: the credit is kept in platform_amount
     return {"id": d.id, "day": d.day.isoformat(), "txn_id": d.txn_key, "kind": d.kind, "class": d.cls,
-            "class_zh": zh, "class_en": en, "his_amount": d.his_amount, "platform_amount": d.platform_amount,
-            "channel_amount": d.channel_amount, "in_his": d.in_his, "in_platform": d.in_platform,
+            "bank_amount": d.platform_amount if bank else None,
+            "class_zh": zh, "class_en": en, "his_amount": d.his_amount,
+            "platform_amount": None if bank else d.platform_amount,
+            "channel_amount": d.channel_amount, "in_his": d.in_his, "in_platform": d.in_platform and not bank,
             "in_channel": d.in_channel, "other_day": d.other_day.isoformat() if d.other_day else None,
             "channel": d.channel, "his_serial": d.his_serial, "channel_trade_no": d.channel_trade_no,
             "order_ref": d.order_ref, "platform_status": d.platform_status, "his_status": d.his_status,
             "status": d.status, "status_zh": DIFF_STATUS_ZH.get(d.status, d.status), "resolution": d.resolution,
+            "confirmed": confirmed, "confirmed_zh": "已确认差异" if confirmed else "待确认(窗口期内)",
             "resolution_zh": RESOLUTIONS_ZH.get(d.resolution or "", d.resolution), "note": d.note,
             "case_id": d.case_id, "resolved_by": d.resolved_by, "first_run_id": d.first_run_id,
             "last_run_id": d.last_run_id, "created_at": d.created_at.isoformat(),
@@ -81,6 +92,45 @@ def _amount(row: dict[str, Any]) -> int | None:
     return None
 
 
+async def upsert_diffs(core: Core, day: dt.date, run_id: str, kind: str, found: list[dict[str, Any]],
+                       scope: Callable[[Any], bool] = lambda d: True) -> dict[str, int]:
+    """Record the differences of one kind found for a day: new ones OPEN, open or cleared ones
+    updated, open ones in ``scope`` no longer found CLEARED. ``found`` items carry ``txn_key``,
+    ``cls`` and any other ``recon_diffs`` columns."""
+    now = utcnow()
+    async with core.rsm() as s:
+        existing = {d.txn_key: d for d in (await s.execute(select(ReconDiff).where(
+            ReconDiff.day == day, ReconDiff.kind == kind))).scalars()}
+    new, changed = [], []
+    for f in found:
+        values = {k: v for k, v in f.items() if k != "txn_key"}
+        values.update(last_run_id=run_id, updated_at=now)
+        old = existing.get(f["txn_key"])
+        if old is None:
+            new.append({"id": "D" + secrets.token_hex(8), "day": day, "txn_key": f["txn_key"], "kind": kind,
+                        "status": "OPEN", "resolution": None, "note": None, "case_id": None, "first_run_id": run_id,
+                        "resolved_by": None, "created_at": now, "his_amount": None, "platform_amount": None,
+                        "channel_amount": None, "in_his": False, "in_platform": False, "in_channel": False,
+                        "other_day": None, "channel": None, "his_serial": None, "channel_trade_no": None,
+                        "order_ref": None, "platform_status": None, "his_status": None, **values})
+        elif old.status in ("OPEN", "CLEARED"):
+            changed.append({"id": old.id, "status": "OPEN", **values})
+    keys = {f["txn_key"] for f in found}
+    cleared = [d.id for k, d in existing.items() if k not in keys and d.status == "OPEN" and scope(d)]
+
+    def tx(conn: Connection) -> None:
+        if new:
+            conn.execute(insert(_D), new)
+        for v in changed:
+            conn.execute(update(_D).where(_D.c.id == v["id"]).values(**{k: x for k, x in v.items() if k != "id"}))
+        if cleared:
+            conn.execute(update(_D).where(_D.c.id.in_(cleared), _D.c.status == "OPEN")
+                         .values(status="CLEARED", last_run_id=run_id, updated_at=now))
+
+    await core.writer.run(tx)
+    return {"new_differences": len(new), "updated_differences": len(changed), "cleared_differences": len(cleared)}
+
+
 class ReconService:
     def __init__(self, core: Core) -> None:
         self.core = core
@@ -88,7 +138,7 @@ class ReconService:
 
     # --- runs ------------------------------------------------------------------------------------
     async def run(self, day: dt.date, *, actor: str, mode: str = "t1", window_days: int | None = None,
-                  progress: Progress | None = None, fetch: bool = True) -> dict[str, Any]:
+                  progress: Progress | None = None, fetch: bool = True, run_id: str | None = None) -> dict[str, Any]:
         """Fetch every source of ``day`` (unless ``fetch`` is false: match the bills already stored),
         match, record differences; idempotent."""
         if mode not in ("t0", "t1"):
@@ -97,7 +147,7 @@ class ReconService:
             raise ValidationFailed("the day has not begun yet")
         core = self.core
         k = core.settings.recon_window_days if window_days is None else window_days
-        run_id = "R" + secrets.token_hex(8)
+        run_id = run_id or "R" + secrets.token_hex(8)
         started = utcnow()
         await core.writer.run(lambda c: c.execute(insert(_R).values(
             id=run_id, day=day, mode=mode, status="RUNNING", window_days=k, summary={}, error=None, actor=actor,
@@ -113,6 +163,7 @@ class ReconService:
             step("match", 1, 1)
             step("record", 0, 1)
             recorded = await self._record(day, run_id, rows, actor)
+            arrivals = await self._arrivals(day, run_id, lines.get("channel", [])) if mode == "t1" else None
             step("record", 1, 1)
             totals = {src: {"count": sum(1 for x in lines[src] if x["day"] == day),
                             "paid": sum(x["amount"] for x in lines[src] if x["day"] == day and x["kind"] == "payment"
@@ -122,17 +173,32 @@ class ReconService:
                       for src in wanted}
             failed = [f.as_dict() for f in fetches if f.status == "FAILED"]
             summary = {"classes": counts, "totals": totals, "fetches": [f.as_dict() for f in fetches],
-                       "complete": not failed, **recorded}
+                       "complete": not failed, "arrivals": arrivals, **recorded}
             status = "DONE"
         except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:256]
             await core.writer.run(lambda c: c.execute(update(_R).where(_R.c.id == run_id).values(
-                status="FAILED", error=f"{type(exc).__name__}: {exc}"[:256], finished_at=utcnow())))
+                status="FAILED", error=error, finished_at=utcnow())))
             raise
         await core.writer.run(lambda c: c.execute(update(_R).where(_R.c.id == run_id).values(
             status=status, summary=summary, finished_at=utcnow())))
         await core.ledger.audit(actor, "recon.run", day.isoformat(), {"run_id": run_id, "mode": mode,
                                                                       "classes": counts})
+        await self._notify(run_id, day, mode, summary)
         return await self.run_out(run_id)
+
+    async def _notify(self, run_id: str, day: dt.date, mode: str, summary: dict[str, Any]) -> None:
+        """Tell the people responsible of new differences and of bills that could not be fetched."""
+        new = summary["new_differences"] + (summary.get("arrivals") or {}).get("new_differences", 0)
+        base = {"run_id": run_id, "day": day.isoformat(), "mode": mode}
+        if new:
+            await self.core.notices.emit("recon.differences", audience="staff", subject_id=run_id, payload={
+                **base, "new_differences": new, "classes": {k: v for k, v in summary["classes"].items()
+                                                            if k in DIFFERENCE_CLASSES}})
+        if not summary["complete"]:
+            await self.core.notices.emit("recon.incomplete", audience="staff", subject_id=run_id, payload={
+                **base, "failed": [f"{f['source']}:{f['source_id']}:{f['bill_type']}" for f in summary["fetches"]
+                                   if f["status"] == "FAILED"]})
 
     async def _fetch_all(self, day: dt.date, days: list[dt.date], mode: str, actor: str,
                          step: Progress) -> list[sources.FetchOutcome]:
@@ -190,7 +256,7 @@ class ReconService:
         diffs = [r for r in rows if r["cls"] != "matched"]
         async with self.core.rsm() as s:
             existing = {(d.txn_key, d.kind): d for d in (await s.execute(
-                select(ReconDiff).where(ReconDiff.day == day))).scalars()}
+                select(ReconDiff).where(ReconDiff.day == day, ReconDiff.kind.in_(("payment", "refund"))))).scalars()}
         new: list[dict[str, Any]] = []
         changed: list[dict[str, Any]] = []
         seen: set[tuple[str, str]] = set()
@@ -240,6 +306,23 @@ class ReconService:
         cases = await self._open_cases(day)
         return {"new_differences": len(new), "updated_differences": len(changed), "cleared_differences": len(cleared),
                 "resolved_by_cases": len(closed), "cases_opened": cases}
+
+    async def _arrivals(self, day: dt.date, run_id: str, channel_lines: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Four-way: the day's channel settlements against the bank's credits (when a statement exists)."""
+        k = self.core.settings.recon_arrival_days
+        later = [day + dt.timedelta(days=i) for i in range(1, 3 * k + 1)]
+        bank = (await sources.load_lines(self.core, later, ("bank",)))["bank"]
+        if not bank:
+            return None
+        items = match_arrivals(channel_lines, bank, day, k)
+        found = [{"txn_key": f"settle:{x['channel']}", "cls": x["status"], "channel": x["channel"],
+                  "channel_amount": x["expected"], "platform_amount": x["arrived"],  # platform_amount: the credit
+                  "in_channel": True, "in_platform": x["arrived"] is not None, "other_day": x["bank_day"],
+                  "channel_trade_no": x["serial"]}
+                 for x in items if x["status"] in ARRIVAL_CLASSES]
+        recorded = await upsert_diffs(self.core, day, run_id, BANK_KIND, found)
+        return {"items": [{**x, "bank_day": x["bank_day"].isoformat() if x["bank_day"] else None} for x in items],
+                **recorded}
 
     async def _settled_cases(self, case_ids: list[str]) -> dict[str, tuple[str, str]]:
         if not case_ids:
@@ -332,14 +415,15 @@ class ReconService:
             total = (await s.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
             items = list((await s.execute(q.order_by(ReconDiff.day.desc(), ReconDiff.cls, ReconDiff.txn_key)
                                           .limit(limit).offset(offset))).scalars())
-        return {"total": total, "items": [diff_out(d) for d in items]}
+        k = self.core.settings.recon_window_days
+        return {"total": total, "items": [diff_out(d, k) for d in items]}
 
     async def diff(self, diff_id: str) -> dict[str, Any]:
         d = await self._diff_row(diff_id)
         async with self.core.rsm() as s:
             events = list((await s.execute(select(CaseEvent).where(CaseEvent.case_id == diff_id)
                                            .order_by(CaseEvent.id))).scalars())
-        out = diff_out(d)
+        out = diff_out(d, self.core.settings.recon_window_days)
         out["history"] = [{"action": e.action, "actor": e.actor, "detail": e.detail,
                            "at": e.created_at.isoformat()} for e in events]
         if d.case_id:
@@ -455,3 +539,39 @@ DAY_STATE_ZH = {"not_run": "未对账", "running": "对账中", "failed": "对�
 
 def yuan(v: int | None) -> str | None:
     return fen_to_yuan(v) if v is not None else None
+
+
+class ReconScheduler(PeriodicWorker):
+    """T+0 through the day (HIS × platform of today) and T+1 once each morning (yesterday, three-way).
+
+    Every process runs it; a run's id is derived from its time slot, so the process that
+    inserts the run row first does it and the others skip (the insert is the claim)."""
+
+    name = "recon-scheduler"
+
+    def __init__(self, core: Core) -> None:
+        super().__init__(core, max(5.0, min(60.0, core.settings.recon_t0_interval_seconds or 60.0)))
+
+    async def run_once(self) -> int:
+        s = self.core.settings
+        now = dt.datetime.now(CHINA)
+        today = now.date()
+        done = 0
+        if s.recon_t0_interval_seconds > 0:
+            slot = int(now.timestamp() // s.recon_t0_interval_seconds)
+            done += await self._claimed(today, "t0", f"T0{today:%Y%m%d}{slot % 100000:05d}")
+        hour, minute = (int(x) for x in s.recon_t1_after.split(":"))
+        if (now.hour, now.minute) >= (hour, minute):
+            yesterday = today - dt.timedelta(days=1)
+            done += await self._claimed(yesterday, "t1", f"T1{yesterday:%Y%m%d}")
+        return done
+
+    async def _claimed(self, day: dt.date, mode: str, run_id: str) -> int:
+        async with self.core.rsm() as s:
+            if await s.get(ReconRun, run_id) is not None:
+                return 0
+        try:
+            await self.core.recon.run(day, actor="system:scheduler", mode=mode, run_id=run_id)
+        except IntegrityError:
+            return 0  # another process claimed this slot
+        return 1

@@ -55,6 +55,7 @@ class FetchOutcome:
     total_refunded: int = 0
     attempts: int = 0
     error: str | None = None
+    day: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -69,7 +70,8 @@ async def store_batch(core: Core, *, day: dt.date, source: str, source_id: str, 
     """Replace one batch's lines and log the fetch, in one transaction."""
     paid = sum(x["amount"] for x in lines if x["kind"] == "payment")
     refunded = sum(x["amount"] for x in lines if x["kind"] == "refund")
-    rows = [{"day": day, "source": source, "source_id": source_id, "bill_type": bill_type, **x} for x in lines]
+    rows = [{"day": day, "source": source, "source_id": source_id, "bill_type": bill_type, "fee": 0, **x}
+            for x in lines]
 
     def tx(conn: Connection) -> None:
         conn.execute(delete(_L).where(_L.c.day == day, _L.c.source == source, _L.c.source_id == source_id,
@@ -82,7 +84,7 @@ async def store_batch(core: Core, *, day: dt.date, source: str, source_id: str, 
                                        created_at=utcnow()))
 
     await core.writer.run(tx)
-    return FetchOutcome(source, source_id, bill_type, "OK", len(rows), paid, refunded, attempts)
+    return FetchOutcome(source, source_id, bill_type, "OK", len(rows), paid, refunded, attempts, day=day.isoformat())
 
 
 async def log_failure(core: Core, *, day: dt.date, source: str, source_id: str, bill_type: str, origin: str,
@@ -94,7 +96,7 @@ async def log_failure(core: Core, *, day: dt.date, source: str, source_id: str, 
                                        created_at=utcnow()))
 
     await core.writer.run(tx)
-    return FetchOutcome(source, source_id, bill_type, "FAILED", attempts=attempts, error=error)
+    return FetchOutcome(source, source_id, bill_type, "FAILED", attempts=attempts, error=error, day=day.isoformat())
 
 
 # --- the platform bill -------------------------------------------------------------------------------
@@ -217,12 +219,24 @@ async def import_his_bills(core: Core, system_id: str, day: dt.date, bills: Iter
 
 
 # --- channel bills -----------------------------------------------------------------------------------
+def _revoked_same_day(bill: Bill) -> set[str]:
+    """Orders paid and revoked (撤销) within the bill: they net to nothing, and the ledger
+    holds them as REVERSED, which moved no money."""
+    paid = {x.out_trade_no: x.amount for x in bill.lines if x.kind == "payment"}
+    return {x.out_trade_no for x in bill.lines
+            if x.kind == "refund" and not x.out_refund_no and x.status.upper() in ("REVOKED", "REVOKE")
+            and paid.get(x.out_trade_no) == abs(x.amount)}
+
+
 def channel_bill_lines(bill: Bill, channel: str) -> list[dict[str, Any]]:
     out = []
+    revoked = _revoked_same_day(bill)
     for x in bill.lines:
+        if x.out_trade_no in revoked and (x.kind == "payment" or not x.out_refund_no):
+            continue
         refund = x.kind == "refund"
         out.append({"txn_id": (x.out_refund_no if refund else x.out_trade_no) or None, "kind": x.kind,
-                    "amount": abs(x.amount), "status": MONEY_MOVED, "his_serial": None,
+                    "amount": abs(x.amount), "fee": x.fee, "status": MONEY_MOVED, "his_serial": None,
                     "channel_trade_no": (x.channel_refund_no if refund else x.channel_trade_no),
                     "channel": channel, "order_ref": x.out_trade_no if refund else None,
                     "method": x.trade_type or None, "operator": None, "entry": None, "occurred_at": x.trade_time})
@@ -269,7 +283,7 @@ async def fetch_channel(core: Core, merchant_id: str, channel: str, day: dt.date
 
 async def load_lines(core: Core, days: list[dt.date], sources: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
     """Stored lines of ``days`` per source, as plain dicts (with their day)."""
-    cols = [_L.c.day, _L.c.source, _L.c.source_id, _L.c.bill_type, _L.c.txn_id, _L.c.kind, _L.c.amount,
+    cols = [_L.c.day, _L.c.source, _L.c.source_id, _L.c.bill_type, _L.c.txn_id, _L.c.kind, _L.c.amount, _L.c.fee,
             _L.c.status, _L.c.his_serial, _L.c.channel_trade_no, _L.c.channel, _L.c.order_ref, _L.c.method,
             _L.c.operator, _L.c.entry, _L.c.occurred_at]
     out: dict[str, list[dict[str, Any]]] = {s: [] for s in sources}

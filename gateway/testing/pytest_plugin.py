@@ -14,7 +14,9 @@ from ..config import Settings
 
 
 def make_test_settings(tmp: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {"data_dir": tmp, "resolver_interval_seconds": 0.2, "port": 0}
+    # Scheduled reconciliation is off: a test runs the days it reconciles itself.
+    values: dict[str, object] = {"data_dir": tmp, "resolver_interval_seconds": 0.2, "port": 0,
+                                 "recon_scheduler_enabled": False}
     if os.environ.get("YINYI_TEST_DATABASE_URL"):
         values["database_url"] = os.environ["YINYI_TEST_DATABASE_URL"]
     if os.environ.get("YINYI_TEST_REDIS_URL"):

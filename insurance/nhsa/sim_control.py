@@ -93,6 +93,28 @@ async def get_settlement(request: web.Request) -> web.Response:
     return _json(setl.as_sim())
 
 
+async def lose_settlement(request: web.Request) -> web.Response:
+    """The centre loses a settlement (a reconciliation difference: the hospital has it, the centre not)."""
+    setl = request.app[CENTRE_KEY].settlements.pop(request.match_info["setl_id"], None)
+    if setl is None:
+        return _json({"error": "no such settlement"}, status=404)
+    return _json({"lost": setl.setl_id})
+
+
+async def copy_settlement(request: web.Request) -> web.Response:
+    """A settlement the centre holds and the hospital does not (made outside the gateway): a copy of
+    an existing one under a new ``setl_id``, for reconciliation drills."""
+    centre = request.app[CENTRE_KEY]
+    setl = centre.settlements.get(request.match_info["setl_id"])
+    if setl is None:
+        return _json({"error": "no such settlement"}, status=404)
+    import dataclasses
+
+    copy = dataclasses.replace(setl, setl_id=centre.next_id("S"), fee_sns=[], reversed_by=None)
+    centre.settlements[copy.setl_id] = copy
+    return _json(copy.as_sim(), status=201)
+
+
 async def get_visit(request: web.Request) -> web.Response:
     visit = request.app[CENTRE_KEY].visits.get(request.match_info["mdtrt_id"])
     if visit is None:
@@ -149,6 +171,8 @@ def add_routes(app: web.Application) -> None:
     r.add_put("/_sim/persons/{psn_no}/balances", set_balances)
     r.add_get("/_sim/settlements", list_settlements)
     r.add_get("/_sim/settlements/{setl_id}", get_settlement)
+    r.add_delete("/_sim/settlements/{setl_id}", lose_settlement)
+    r.add_post("/_sim/settlements/{setl_id}/copy", copy_settlement)
     r.add_get("/_sim/visits/{mdtrt_id}", get_visit)
     r.add_get("/_sim/faults", list_faults)
     r.add_post("/_sim/faults", add_fault)

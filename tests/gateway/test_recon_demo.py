@@ -22,6 +22,7 @@ async def test_generated_days_show_each_class_and_exactly_the_injected_differenc
         _, listed = await gw.admin.get(f"/v1/admin/recon/diffs?date={centre.isoformat()}&limit=1000")
         found = {(d["txn_id"], d["kind"]): d["class"] for d in listed["items"]}
         assert found == expected
+        assert all(d["confirmed"] for d in listed["items"])  # two and five days ago: past the window
         seen |= set(found.values())
     assert {"long", "short", "amount_mismatch", "status_mismatch", "duplicate", "cross_day"} <= seen
 

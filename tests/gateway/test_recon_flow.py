@@ -238,3 +238,63 @@ async def _reports_agree_with_the_ledger(gw: Gateway, today: dt.date, payments: 
     assert b"<table>" in raw["html"] and b"http" not in raw["html"].split(b"<table>")[0]
     _, audit = await gw.admin.get("/v1/admin/audit?action=report.export")
     assert len([a for a in audit["items"] if a["action"] == "report.export"]) == 3
+
+
+async def test_bank_statement_shows_whether_each_channel_day_arrived(hgw: Gateway, his_sim: Any) -> None:
+    today = local_today()
+    await _pay_recorded(hgw, his_sim)
+    status, p = await hgw.client.post("/v1/payments", pay_body(amount=1234))
+    assert status == 200 and p["status"] == "SUCCEEDED"
+
+    def statement(amount: str) -> bytes:
+        rows = ["某某银行 账户明细", "交易日期,摘要,对方户名,贷方金额,借方金额,流水号"]
+        for i in range(1, 4):
+            d = today + dt.timedelta(days=i)
+            if i == 1:
+                rows.append(f"{d:%Y/%m/%d},{d:%m%d}结算款,财付通支付科技有限公司,\"{amount}\",,B{d:%Y%m%d}01")
+            rows.append(f"{d:%Y/%m/%d},手续费,,,2.00,B{d:%Y%m%d}99")
+        return "\n".join(rows).encode("gb18030")
+
+    status, out = await hgw.admin.request("POST", "/v1/admin/recon/bank-statements?account=6222001&filename=s.csv",
+                                          raw=statement("1.00"))
+    assert status == 200 and [d["line_count"] for d in out["days"]] == [1], out
+    status, run = await hgw.admin.post("/v1/admin/recon/runs", {"date": today.isoformat()})
+    assert status == 201, run
+    arrivals = {a["channel"]: a for a in run["summary"]["arrivals"]["items"]}
+    wx = arrivals["wechatpay"]
+    assert wx["status"] == "arrival_mismatch" and wx["arrived"] == 100
+    _, listed = await hgw.admin.get(f"/v1/admin/recon/diffs?date={today.isoformat()}&class=arrival_mismatch")
+    (diff,) = listed["items"]
+    assert diff["bank_amount"] == 100 and diff["channel_amount"] == wx["expected"] and diff["class_zh"] == "到账金额不符"
+
+    # The corrected statement replaces that day; the settlement has arrived and the difference clears.
+    from gateway.money import fen_to_yuan
+
+    status, out = await hgw.admin.request("POST", "/v1/admin/recon/bank-statements?account=6222001&filename=s.csv",
+                                          raw=statement(fen_to_yuan(wx["expected"])))
+    assert status == 200
+    _, again = await hgw.admin.post("/v1/admin/recon/runs", {"date": today.isoformat()})
+    assert {a["channel"]: a["status"] for a in again["summary"]["arrivals"]["items"]} == {"wechatpay": "arrived"}
+    assert again["summary"]["arrivals"]["cleared_differences"] == 1
+    # Three-way differences of the day are untouched by the arrival check.
+    assert again["summary"]["cleared_differences"] == 0
+
+    status, problem = await hgw.admin.request("POST", "/v1/admin/recon/bank-statements?account=6222001",
+                                              raw="交易日期,贷方金额\n2026-13-01,1.00\n".encode())
+    assert status == 400 and problem["code"] == "VALIDATION_FAILED" and problem["errors"], problem
+
+
+async def test_scheduler_runs_each_slot_once_across_processes(hgw: Gateway, his_sim: Any) -> None:
+    from gateway.recon.service import ReconScheduler
+
+    await _pay_recorded(hgw, his_sim)
+    # Two schedulers stand for two gateway processes sharing the database.
+    first, second = ReconScheduler(hgw.core), ReconScheduler(hgw.core)
+    hgw.core.settings.recon_t1_after = "00:00"
+    results = [await first.run_once(), await second.run_once()]
+    assert results == [2, 0]  # today's T+0 slot and yesterday's T+1, once
+    _, runs = await hgw.admin.get("/v1/admin/recon/runs")
+    modes = sorted((r["mode"], r["day"]) for r in runs["items"])
+    yesterday = (local_today() - dt.timedelta(days=1)).isoformat()
+    assert modes == sorted([("t0", local_today().isoformat()), ("t1", yesterday)])
+    assert all(r["actor"] == "system:scheduler" for r in runs["items"])

@@ -3,14 +3,13 @@ institution against the simulated centre, 3202 details where they differ, and th
 reversal (冲正) of a settlement only the centre has, after approval."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from gateway.timeutil import local_today
 from insurance.nhsa.simulator import NhsaSimHandle
 from tests.conftest import Gateway
 from tests.gateway.test_insurance_flow import (identify, igw, nhsa_sim, outpatient_visit, settle_body,  # noqa: F401
-                                               small_accounts)
+                                               sim_call, small_accounts)
 
 
 async def _settle(g: Gateway) -> dict[str, Any]:
@@ -32,10 +31,8 @@ async def test_totals_then_details_find_each_settlement_that_differs(igw: Gatewa
 
     lost = await _settle(igw)
     centre = nhsa_sim.centre
-    centre.settlements.pop(lost["setl_id"])  # the centre lost it: hospital only
-    original = centre.settlements[first["setl_id"]]
-    centre.settlements["SIMONLY0000000001"] = dataclasses.replace(original, setl_id="SIMONLY0000000001",
-                                                                  fee_sns=[])  # made outside the gateway
+    await sim_call(nhsa_sim, "DELETE", f"/settlements/{lost['setl_id']}")  # the centre lost it: hospital only
+    only = (await sim_call(nhsa_sim, "POST", f"/settlements/{first['setl_id']}/copy"))["setl_id"]  # made elsewhere
     status, run = await igw.admin.post("/v1/admin/recon/insurance/runs", {"begin": today})
     assert status == 201, run
     s = run["summary"]
@@ -47,7 +44,7 @@ async def test_totals_then_details_find_each_settlement_that_differs(igw: Gatewa
     assert by_class["ins_hospital_only"]["txn_id"] == lost["setl_id"]
     assert by_class["ins_hospital_only"]["class_zh"] == "医院有中心无"
     centre_only = by_class["ins_centre_only"]
-    assert centre_only["txn_id"] == "SIMONLY0000000001" and centre_only["channel_amount"] == first["amounts"]["total"]
+    assert centre_only["txn_id"] == only and centre_only["channel_amount"] == first["amounts"]["total"]
 
     # Running again records nothing twice.
     _, again = await igw.admin.post("/v1/admin/recon/insurance/runs", {"begin": today})
@@ -59,11 +56,11 @@ async def test_totals_then_details_find_each_settlement_that_differs(igw: Gatewa
     status, applied = await igw.admin.post(f"/v1/admin/recon/diffs/{centre_only['id']}/reverse",
                                            {"reason": "中心单边, 医院无此结算"}, operator="fin-li")
     assert status == 202, applied
-    assert centre.settlements["SIMONLY0000000001"].reversed_by is None
+    assert centre.settlements[only].reversed_by is None
     status, decided = await igw.admin.post(f"/v1/admin/approvals/{applied['approval_id']}/approve",
                                            {"comment": "同意冲正"}, operator="fin-zhao", roles="finance")
     assert status == 200, decided
-    assert centre.settlements["SIMONLY0000000001"].reversed_by is not None
+    assert centre.settlements[only].reversed_by is not None
     _, done = await igw.admin.get(f"/v1/admin/recon/diffs/{centre_only['id']}")
     assert done["status"] == "RESOLVED" and done["resolution"] == "reversed"
     assert [h["action"] for h in done["history"]] == ["reversal_requested", "reversed"]
@@ -82,3 +79,9 @@ async def test_totals_then_details_find_each_settlement_that_differs(igw: Gatewa
     assert t["count"] == 2 and t["total"] == a1["total"] + a2["total"]
     assert t["wallet"] == (a1["wallet"] or 0) + (a2["wallet"] or 0) and t["cash"] == a1["cash"] + a2["cash"]
     assert t["differences"] == 2
+
+    # A payment reconciliation of the same day leaves the insurance differences alone.
+    status, t1 = await igw.admin.post("/v1/admin/recon/runs", {"date": today})
+    assert status == 201, t1
+    _, still = await igw.admin.get(f"/v1/admin/recon/diffs/{by_class['ins_hospital_only']['id']}")
+    assert still["status"] == "OPEN"

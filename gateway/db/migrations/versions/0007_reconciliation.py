@@ -81,6 +81,7 @@ def upgrade() -> None:
     sa.Column('txn_id', sa.String(length=64), nullable=True),
     sa.Column('kind', sa.String(length=8), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('fee', sa.BigInteger(), nullable=False),
     sa.Column('status', sa.String(length=24), nullable=False),
     sa.Column('his_serial', sa.String(length=64), nullable=True),
     sa.Column('channel_trade_no', sa.String(length=64), nullable=True),
