@@ -31,7 +31,6 @@ from sqlalchemy.engine import Connection
 
 from ..db.models import CaseEvent, ReconDiff, ReconFetch, ReconRun, SingleSidedCase, utcnow
 from ..errors import InvalidState, ReconDiffNotFound, ValidationFailed
-from ..his import HisCapability
 from ..money import fen_to_yuan
 from ..services.worker import PeriodicWorker
 from ..timeutil import CHINA, local_today
@@ -203,10 +202,9 @@ class ReconService:
     async def _fetch_all(self, day: dt.date, days: list[dt.date], mode: str, actor: str,
                          step: Progress) -> list[sources.FetchOutcome]:
         core = self.core
-        fetched = await self._fetched_ok(days)
-        kept = await self._generated(days)  # demo or imported batches are never overwritten by a fetch
+        fetched, kept = await self._batches(days)  # demo or imported batches are never overwritten by a fetch
         plan: list[tuple[str, Any]] = [("platform", d) for d in days if ("platform", "ledger", "", d) not in kept]
-        for info in [core.his._info(r) for r in (await core.his._rows()).values() if r.enabled]:
+        for info in await core.his.enabled_systems():
             if not info.options.reconcile:
                 continue
             for bt in info.options.recon_bill_types:
@@ -232,8 +230,10 @@ class ReconService:
         step("fetch", len(plan), len(plan))
         return [o for o in out if o.status != "SKIPPED"]
 
-    async def _generated(self, days: list[dt.date]) -> set[tuple[str, str, str, dt.date]]:
-        """Batches whose latest successful load was an import or demo data, not a fetch."""
+    async def _batches(self, days: list[dt.date]) -> tuple[set[tuple[str, str, str, dt.date]],
+                                                            set[tuple[str, str, str, dt.date]]]:
+        """The batches of ``days`` loaded successfully, and those whose latest load was an import or
+        demo data rather than a fetch."""
         F = ReconFetch
         async with self.core.rsm() as s:
             rows = (await s.execute(select(F.source, F.source_id, F.bill_type, F.day, F.origin)
@@ -241,14 +241,7 @@ class ReconService:
         latest: dict[tuple[str, str, str, dt.date], str] = {}
         for r in rows:
             latest[(r.source, r.source_id, r.bill_type, r.day)] = r.origin
-        return {k for k, origin in latest.items() if origin in ("demo", "import")}
-
-    async def _fetched_ok(self, days: list[dt.date]) -> set[tuple[str, str, str, dt.date]]:
-        F = ReconFetch
-        async with self.core.rsm() as s:
-            rows = (await s.execute(select(F.source, F.source_id, F.bill_type, F.day)
-                                    .where(F.day.in_(days), F.status == "OK").distinct())).all()
-        return {(r.source, r.source_id, r.bill_type, r.day) for r in rows}
+        return set(latest), {k for k, origin in latest.items() if origin in ("demo", "import")}
 
     async def _record(self, day: dt.date, run_id: str, rows: list[dict[str, Any]], actor: str) -> dict[str, int]:
         """Upsert the run's differences; clear the day's open ones the sources now agree on."""
@@ -356,7 +349,7 @@ class ReconService:
             payment = await core.ledger.get_payment(d.txn_key)
             if payment is None:
                 continue
-            system = payment.his_system or await self._default_system()
+            system = await self._system_for(payment)
             if system is None:
                 continue
             detail = f"对账{CLASSES[d.cls][0]}: {day.isoformat()} 渠道有款, HIS无记录"
@@ -370,16 +363,19 @@ class ReconService:
         return opened
 
     async def _case_of(self, payment_id: str) -> str | None:
-        case = await self.core.cases._by_payment(payment_id)
+        case = await self.core.cases.for_payment(payment_id)
         return case.id if case is not None else None
 
-    async def _default_system(self) -> str | None:
-        rows = [r for r in (await self.core.his._rows()).values() if r.enabled]
-        for r in sorted(rows, key=lambda r: r.id):
-            adapter = await self.core.his.built(r)
-            if adapter is not None and adapter.supports(HisCapability.WRITE_BACK_QUERY):
-                return r.id
-        return sorted(r.id for r in rows)[0] if rows else None
+    async def _system_for(self, payment: Any) -> str | None:
+        """The business system a long entry's case belongs to: the one the payment named, else the one
+        owning its business type, else the first configured."""
+        if payment.his_system:
+            return str(payment.his_system)
+        owner = await self.core.his.for_business_type(payment.business_type)
+        if owner is not None:
+            return owner.id
+        systems = await self.core.his.enabled_systems()
+        return systems[0].id if systems else None
 
     # --- reading -------------------------------------------------------------------------------------
     async def run_out(self, run_id: str) -> dict[str, Any]:

@@ -89,6 +89,9 @@ class HisSystems(ConfiguredAdapters[HisAdapter]):
                                    system=system_id, available=await self.enabled_ids())
         return self._info(row)
 
+    async def enabled_systems(self) -> list[SystemInfo]:
+        return [self._info(r) for r in sorted((await self._rows()).values(), key=lambda r: r.id) if r.enabled]
+
     async def for_business_type(self, business_type: str) -> SystemInfo | None:
         """The system owning a business type: an exact listing wins over a ``*`` catch-all."""
         rows = [self._info(r) for r in (await self._rows()).values() if r.enabled]
