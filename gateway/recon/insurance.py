@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, update
 from sqlalchemy.engine import Connection
 
-from ..db.models import Approval, CaseEvent, ReconDiff, ReconRun, utcnow
+from ..db.models import Approval, CaseEvent, ReconDiff, utcnow
 from ..errors import InvalidState, ValidationFailed, YinyiError
 from ..insurance import DetailReconLine, DetailReconRequest, ReconTotals, SettlementRef, VisitRef
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from ..core import Core
 
 _D = ReconDiff.__table__
-_R = ReconRun.__table__
 INSURANCE_CLASSES: dict[str, tuple[str, str]] = {
     "ins_amount": ("医保金额不符", "Insurance amounts differ"),
     "ins_hospital_only": ("医院有中心无", "Hospital only (the centre has no such settlement)"),
@@ -53,6 +52,8 @@ class InsuranceRecon:
 
     async def run(self, begin: dt.date, end: dt.date | None = None, *, centre_id: str | None = None,
                   actor: str) -> dict[str, Any]:
+        from .service import finish_run, start_run
+
         core = self.core
         end = end or begin
         if end < begin:
@@ -60,9 +61,7 @@ class InsuranceRecon:
         centre = await core.insurance_centres.resolve(centre_id)
         adapter = await core.insurance_centres.adapter(centre)
         run_id = "R" + secrets.token_hex(8)
-        await core.writer.run(lambda c: c.execute(insert(_R).values(
-            id=run_id, day=begin, mode="ins", status="RUNNING", window_days=0, summary={}, error=None,
-            actor=actor, started_at=utcnow(), finished_at=None)))
+        await start_run(core, run_id, begin, "ins", 0, actor)
         try:
             lines = await core.insurance_settlements.ledger_lines(begin, end, centre)
             by_group: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -87,12 +86,9 @@ class InsuranceRecon:
                        "balanced": all(g["balanced"] for g in groups), "differences": len(found),
                        **recorded}
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:256]
-            await core.writer.run(lambda c: c.execute(update(_R).where(_R.c.id == run_id).values(
-                status="FAILED", error=error, finished_at=utcnow())))
+            await finish_run(core, run_id, exc=exc)
             raise
-        await core.writer.run(lambda c: c.execute(update(_R).where(_R.c.id == run_id).values(
-            status="DONE", summary=summary, finished_at=utcnow())))
+        await finish_run(core, run_id, summary=summary)
         await core.ledger.audit(actor, "recon.insurance", run_id, {"centre": centre, "begin": begin.isoformat(),
                                                                    "end": end.isoformat(),
                                                                    "balanced": summary["balanced"]})
@@ -126,7 +122,7 @@ class InsuranceRecon:
     async def _record(self, day: dt.date, run_id: str, centre: str, found: list[dict[str, Any]]) -> dict[str, int]:
         from .service import upsert_diffs
 
-        items = [{"txn_key": f"{f['setl_id']}{'-R' if f['refund'] else ''}", "cls": f["cls"],
+        items = [{"txn_key": f"{f['setl_id']}{'-R' if f['refund'] else ''}", "kind": INS_KIND, "cls": f["cls"],
                   "his_amount": f["hospital_amount"], "platform_amount": f["hospital_amount"],
                   "channel_amount": f["centre_amount"], "in_his": f["hospital_amount"] is not None,
                   "in_platform": f["hospital_amount"] is not None, "in_channel": f["cls"] != "ins_hospital_only",
@@ -134,7 +130,7 @@ class InsuranceRecon:
                   "order_ref": f"{f['psn_no']}|{f['insutype']}|{f['clr_type']}|{f['setl_optins']}",
                   "platform_status": "reversal" if f["refund"] else "settlement", "his_status": f["memo"]}
                  for f in found]
-        return await upsert_diffs(self.core, day, run_id, INS_KIND, items,
+        return await upsert_diffs(self.core, day, run_id, (INS_KIND,), items,
                                   scope=lambda d: (d.channel or "") == f"insurance:{centre}")
 
     # --- centre-only settlements: reversal after approval ------------------------------------------

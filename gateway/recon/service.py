@@ -91,30 +91,36 @@ def _amount(row: dict[str, Any]) -> int | None:
     return None
 
 
-async def upsert_diffs(core: Core, day: dt.date, run_id: str, kind: str, found: list[dict[str, Any]],
-                       scope: Callable[[Any], bool] = lambda d: True) -> dict[str, int]:
-    """Record the differences of one kind found for a day: new ones OPEN, open or cleared ones
-    updated, open ones in ``scope`` no longer found CLEARED. ``found`` items carry ``txn_key``,
-    ``cls`` and any other ``recon_diffs`` columns."""
+NEW_DIFF_DEFAULTS: dict[str, Any] = {
+    "status": "OPEN", "resolution": None, "note": None, "case_id": None, "resolved_by": None, "his_amount": None,
+    "platform_amount": None, "channel_amount": None, "in_his": False, "in_platform": False, "in_channel": False,
+    "other_day": None, "channel": None, "his_serial": None, "channel_trade_no": None, "order_ref": None,
+    "platform_status": None, "his_status": None}
+
+
+async def upsert_diffs(core: Core, day: dt.date, run_id: str, kinds: tuple[str, ...], found: list[dict[str, Any]],
+                       scope: Callable[[Any], bool] = lambda d: True,
+                       extra: Callable[[Connection], None] | None = None) -> dict[str, int]:
+    """Record the differences of ``kinds`` found for a day, keyed by (``txn_key``, ``kind``): new ones
+    OPEN (or as their ``initial`` values say), open or cleared ones updated, open ones in ``scope``
+    that are no longer found CLEARED. ``found`` items carry ``txn_key``, ``kind``, ``cls`` and other
+    ``recon_diffs`` columns; ``extra`` runs in the same transaction."""
     now = utcnow()
     async with core.rsm() as s:
-        existing = {d.txn_key: d for d in (await s.execute(select(ReconDiff).where(
-            ReconDiff.day == day, ReconDiff.kind == kind))).scalars()}
+        existing = {(d.txn_key, d.kind): d for d in (await s.execute(select(ReconDiff).where(
+            ReconDiff.day == day, ReconDiff.kind.in_(kinds)))).scalars()}
     new, changed = [], []
     for f in found:
-        values = {k: v for k, v in f.items() if k != "txn_key"}
+        values = {k: v for k, v in f.items() if k not in ("txn_key", "kind", "initial")}
         values.update(last_run_id=run_id, updated_at=now)
-        old = existing.get(f["txn_key"])
+        old = existing.get((f["txn_key"], f["kind"]))
         if old is None:
-            new.append({"id": "D" + secrets.token_hex(8), "day": day, "txn_key": f["txn_key"], "kind": kind,
-                        "status": "OPEN", "resolution": None, "note": None, "case_id": None, "first_run_id": run_id,
-                        "resolved_by": None, "created_at": now, "his_amount": None, "platform_amount": None,
-                        "channel_amount": None, "in_his": False, "in_platform": False, "in_channel": False,
-                        "other_day": None, "channel": None, "his_serial": None, "channel_trade_no": None,
-                        "order_ref": None, "platform_status": None, "his_status": None, **values})
+            new.append({**NEW_DIFF_DEFAULTS, "id": "D" + secrets.token_hex(8), "day": day, "txn_key": f["txn_key"],
+                        "kind": f["kind"], "first_run_id": run_id, "created_at": now, **values,
+                        **(f.get("initial") or {})})
         elif old.status in ("OPEN", "CLEARED"):
             changed.append({"id": old.id, "status": "OPEN", **values})
-    keys = {f["txn_key"] for f in found}
+    keys = {(f["txn_key"], f["kind"]) for f in found}
     cleared = [d.id for k, d in existing.items() if k not in keys and d.status == "OPEN" and scope(d)]
 
     def tx(conn: Connection) -> None:
@@ -125,9 +131,28 @@ async def upsert_diffs(core: Core, day: dt.date, run_id: str, kind: str, found: 
         if cleared:
             conn.execute(update(_D).where(_D.c.id.in_(cleared), _D.c.status == "OPEN")
                          .values(status="CLEARED", last_run_id=run_id, updated_at=now))
+        if extra is not None:
+            extra(conn)
 
     await core.writer.run(tx)
     return {"new_differences": len(new), "updated_differences": len(changed), "cleared_differences": len(cleared)}
+
+
+async def start_run(core: Core, run_id: str, day: dt.date, mode: str, window_days: int, actor: str) -> None:
+    await core.writer.run(lambda c: c.execute(insert(_R).values(
+        id=run_id, day=day, mode=mode, status="RUNNING", window_days=window_days, summary={}, error=None,
+        actor=actor, started_at=utcnow(), finished_at=None)))
+
+
+async def finish_run(core: Core, run_id: str, *, summary: dict[str, Any] | None = None,
+                     exc: BaseException | None = None) -> None:
+    """DONE with its summary, or FAILED with the error (the run row is the fetch's visible log)."""
+    values: dict[str, Any] = {"finished_at": utcnow()}
+    if exc is not None:
+        values.update(status="FAILED", error=f"{type(exc).__name__}: {exc}"[:256])
+    else:
+        values.update(status="DONE", summary=summary or {})
+    await core.writer.run(lambda c: c.execute(update(_R).where(_R.c.id == run_id).values(**values)))
 
 
 class ReconService:
@@ -147,10 +172,7 @@ class ReconService:
         core = self.core
         k = core.settings.recon_window_days if window_days is None else window_days
         run_id = run_id or "R" + secrets.token_hex(8)
-        started = utcnow()
-        await core.writer.run(lambda c: c.execute(insert(_R).values(
-            id=run_id, day=day, mode=mode, status="RUNNING", window_days=k, summary={}, error=None, actor=actor,
-            started_at=started, finished_at=None)))
+        await start_run(core, run_id, day, mode, k, actor)
         step = progress or (lambda *_: None)
         try:
             days = [day + dt.timedelta(days=i) for i in range(-k, k + 1) if day + dt.timedelta(days=i) <= local_today()]
@@ -161,7 +183,7 @@ class ReconService:
             rows, counts = classify(lines, day=day, window_days=k, two_way=mode == "t0")
             step("match", 1, 1)
             step("record", 0, 1)
-            recorded = await self._record(day, run_id, rows, actor)
+            recorded = await self._record(day, run_id, rows)
             arrivals = await self._arrivals(day, run_id, lines.get("channel", [])) if mode == "t1" else None
             step("record", 1, 1)
             totals = {src: {"count": sum(1 for x in lines[src] if x["day"] == day),
@@ -173,14 +195,10 @@ class ReconService:
             failed = [f.as_dict() for f in fetches if f.status == "FAILED"]
             summary = {"classes": counts, "totals": totals, "fetches": [f.as_dict() for f in fetches],
                        "complete": not failed, "arrivals": arrivals, **recorded}
-            status = "DONE"
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:256]
-            await core.writer.run(lambda c: c.execute(update(_R).where(_R.c.id == run_id).values(
-                status="FAILED", error=error, finished_at=utcnow())))
+            await finish_run(core, run_id, exc=exc)
             raise
-        await core.writer.run(lambda c: c.execute(update(_R).where(_R.c.id == run_id).values(
-            status=status, summary=summary, finished_at=utcnow())))
+        await finish_run(core, run_id, summary=summary)
         await core.ledger.audit(actor, "recon.run", day.isoformat(), {"run_id": run_id, "mode": mode,
                                                                       "classes": counts})
         await self._notify(run_id, day, mode, summary)
@@ -243,62 +261,35 @@ class ReconService:
             latest[(r.source, r.source_id, r.bill_type, r.day)] = r.origin
         return set(latest), {k for k, origin in latest.items() if origin in ("demo", "import")}
 
-    async def _record(self, day: dt.date, run_id: str, rows: list[dict[str, Any]], actor: str) -> dict[str, int]:
-        """Upsert the run's differences; clear the day's open ones the sources now agree on."""
-        now = utcnow()
-        diffs = [r for r in rows if r["cls"] != "matched"]
-        async with self.core.rsm() as s:
-            existing = {(d.txn_key, d.kind): d for d in (await s.execute(
-                select(ReconDiff).where(ReconDiff.day == day, ReconDiff.kind.in_(("payment", "refund"))))).scalars()}
-        new: list[dict[str, Any]] = []
-        changed: list[dict[str, Any]] = []
-        seen: set[tuple[str, str]] = set()
-        for r in diffs:
-            key = (r["txn_key"], r["kind"])
-            seen.add(key)
-            values = {"cls": r["cls"], "his_amount": r.get("his_amount"), "platform_amount": r.get("platform_amount"),
-                      "channel_amount": r.get("channel_amount"), "in_his": bool(r.get("in_his")),
-                      "in_platform": bool(r.get("in_platform")), "in_channel": bool(r.get("in_channel")),
-                      "other_day": r.get("other_day"), "channel": r.get("channel"), "his_serial": r.get("his_serial"),
-                      "channel_trade_no": r.get("channel_trade_no"), "order_ref": r.get("order_ref"),
-                      "platform_status": r.get("platform_status"), "his_status": r.get("his_status"),
-                      "last_run_id": run_id, "updated_at": now}
-            old = existing.get(key)
-            if old is None:
-                new.append({"id": "D" + secrets.token_hex(8), "day": day, "txn_key": key[0], "kind": key[1],
-                            "status": "OPEN", "resolution": None, "note": None, "case_id": None,
-                            "first_run_id": run_id, "resolved_by": None, "created_at": now, **values})
-            elif old.status in ("OPEN", "CLEARED"):
-                changed.append({"id": old.id, "status": "OPEN", **values})
-        cleared = [d.id for key, d in existing.items() if key not in seen and d.status == "OPEN" and not d.case_id]
-        # A difference follows its single-sided case: resolved when the case is, the same way.
-        settled = await self._settled_cases([d.case_id for d in existing.values() if d.status == "OPEN" and d.case_id])
-        closed = [(d.id, settled[d.case_id]) for d in existing.values()
-                  if d.status == "OPEN" and d.case_id in settled]
+    async def _record(self, day: dt.date, run_id: str, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Record the run's differences; a difference with a single-sided case follows the case."""
+        cols = ("cls", "his_amount", "platform_amount", "channel_amount", "other_day", "channel", "his_serial",
+                "channel_trade_no", "order_ref", "platform_status", "his_status")
+        found = [{"txn_key": r["txn_key"], "kind": r["kind"], **{c: r.get(c) for c in cols},
+                  **{f: bool(r.get(f)) for f in ("in_his", "in_platform", "in_channel")}} for r in rows]
         # The refund that settled a case is its compensating entry, not a new difference.
-        refunded_by_case = await self._refunds_of_settled_cases([n["order_ref"] for n in new if n["kind"] == "refund"])
-        for n in new:
-            case = refunded_by_case.get(n["txn_key"]) if n["kind"] == "refund" else None
+        refunded_by_case = await self._refunds_of_cases([f["order_ref"] for f in found if f["kind"] == "refund"])
+        for f in found:
+            case = refunded_by_case.get(f["txn_key"]) if f["kind"] == "refund" else None
             if case is not None:
-                n.update(status="RESOLVED", resolution="refunded", case_id=case,
-                         note="单边账原路退款 (compensating refund of a single-sided case)", resolved_by="system")
+                f["initial"] = {"status": "RESOLVED", "resolution": "refunded", "case_id": case, "resolved_by": "system",
+                                "note": "单边账原路退款 (compensating refund of a single-sided case)"}
+        # A difference is resolved when its single-sided case is, the same way.
+        async with self.core.rsm() as s:
+            linked = list((await s.execute(select(ReconDiff.id, ReconDiff.case_id).where(
+                ReconDiff.day == day, ReconDiff.status == "OPEN", ReconDiff.case_id.is_not(None)))).all())
+        settled = await self._settled_cases([x.case_id for x in linked])
+        closed = [(x.id, settled[x.case_id]) for x in linked if x.case_id in settled]
+        now = utcnow()
 
-        def tx(conn: Connection) -> None:
-            if new:
-                conn.execute(insert(_D), new)
-            for v in changed:
-                conn.execute(update(_D).where(_D.c.id == v["id"]).values(**{k: x for k, x in v.items() if k != "id"}))
-            if cleared:
-                conn.execute(update(_D).where(_D.c.id.in_(cleared), _D.c.status == "OPEN")
-                             .values(status="CLEARED", resolution=None, last_run_id=run_id, updated_at=now))
+        def close(conn: Connection) -> None:
             for diff_id, (resolution, by) in closed:
                 conn.execute(update(_D).where(_D.c.id == diff_id, _D.c.status == "OPEN").values(
                     status="RESOLVED", resolution=resolution, resolved_by=by, last_run_id=run_id, updated_at=now))
 
-        await self.core.writer.run(tx)
-        cases = await self._open_cases(day)
-        return {"new_differences": len(new), "updated_differences": len(changed), "cleared_differences": len(cleared),
-                "resolved_by_cases": len(closed), "cases_opened": cases}
+        recorded = await upsert_diffs(self.core, day, run_id, ("payment", "refund"), found,
+                                      scope=lambda d: not d.case_id, extra=close)
+        return {**recorded, "resolved_by_cases": len(closed), "cases_opened": await self._open_cases(day)}
 
     async def _arrivals(self, day: dt.date, run_id: str, channel_lines: list[dict[str, Any]]) -> dict[str, Any] | None:
         """Four-way: the day's channel settlements against the bank's credits (when a statement exists)."""
@@ -308,12 +299,12 @@ class ReconService:
         if not bank:
             return None
         items = match_arrivals(channel_lines, bank, day, k)
-        found = [{"txn_key": f"settle:{x['channel']}", "cls": x["status"], "channel": x["channel"],
+        found = [{"txn_key": f"settle:{x['channel']}", "kind": BANK_KIND, "cls": x["status"], "channel": x["channel"],
                   "channel_amount": x["expected"], "platform_amount": x["arrived"],  # platform_amount: the credit
                   "in_channel": True, "in_platform": x["arrived"] is not None, "other_day": x["bank_day"],
                   "channel_trade_no": x["serial"]}
                  for x in items if x["status"] in ARRIVAL_CLASSES]
-        recorded = await upsert_diffs(self.core, day, run_id, BANK_KIND, found)
+        recorded = await upsert_diffs(self.core, day, run_id, (BANK_KIND,), found)
         return {"items": [{**x, "bank_day": x["bank_day"].isoformat() if x["bank_day"] else None} for x in items],
                 **recorded}
 
@@ -326,7 +317,7 @@ class ReconService:
                                            SingleSidedCase.status == "RESOLVED"))).all()
         return {r.id: (r.resolution or "manual", r.resolved_by or "system") for r in rows}
 
-    async def _refunds_of_settled_cases(self, payment_ids: list[str]) -> dict[str, str]:
+    async def _refunds_of_cases(self, payment_ids: list[str]) -> dict[str, str]:
         """Refund id → case id, for refunds made by single-sided cases of these payments."""
         ids = [p for p in payment_ids if p]
         if not ids:
