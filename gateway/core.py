@@ -16,7 +16,8 @@ from .metrics import PAYMENT_TRANSITIONS
 from .nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from .plugins import PluginInfo, build_plugin_manager, build_registry
 from .recon.reports import Reports
-from .recon.service import ReconScheduler, ReconService
+from .recon.scheduler import ReconScheduler
+from .recon.service import ReconService
 from .registry import Registry
 from .services.approvals import ApprovalService
 from .services.callbacks import CallbackDispatcher

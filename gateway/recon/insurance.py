@@ -27,18 +27,13 @@ from sqlalchemy.engine import Connection
 
 from ..db.models import Approval, CaseEvent, ReconDiff, utcnow
 from ..errors import InvalidState, ValidationFailed, YinyiError
+from .diffs import INS_KIND, finish_run, start_run, upsert_diffs
 from ..insurance import DetailReconLine, DetailReconRequest, ReconTotals, SettlementRef, VisitRef
 
 if TYPE_CHECKING:
     from ..core import Core
 
 _D = ReconDiff.__table__
-INSURANCE_CLASSES: dict[str, tuple[str, str]] = {
-    "ins_amount": ("医保金额不符", "Insurance amounts differ"),
-    "ins_hospital_only": ("医院有中心无", "Hospital only (the centre has no such settlement)"),
-    "ins_centre_only": ("中心有医院无", "Centre only (the hospital has no such settlement)"),
-}
-INS_KIND = "ins"
 
 
 def _group_key(line: dict[str, Any]) -> tuple[str, str, str]:
@@ -52,8 +47,6 @@ class InsuranceRecon:
 
     async def run(self, begin: dt.date, end: dt.date | None = None, *, centre_id: str | None = None,
                   actor: str) -> dict[str, Any]:
-        from .service import finish_run, start_run
-
         core = self.core
         end = end or begin
         if end < begin:
@@ -120,8 +113,6 @@ class InsuranceRecon:
         return {"file_qury_no": res.file_qury_no, "lines": len(res.lines), "unbalanced": len(res.unbalanced)}
 
     async def _record(self, day: dt.date, run_id: str, centre: str, found: list[dict[str, Any]]) -> dict[str, int]:
-        from .service import upsert_diffs
-
         items = [{"txn_key": f"{f['setl_id']}{'-R' if f['refund'] else ''}", "kind": INS_KIND, "cls": f["cls"],
                   "his_amount": f["hospital_amount"], "platform_amount": f["hospital_amount"],
                   "channel_amount": f["centre_amount"], "in_his": f["hospital_amount"] is not None,

@@ -21,6 +21,7 @@ from ..errors import NotFound, ValidationFailed
 from ..his import BILL_TYPE_ZH
 from ..statemachine import PAYMENT_PAID
 from ..timeutil import CHINA, local_day_bounds
+from .diffs import CLASSES
 
 if TYPE_CHECKING:
     from ..core import Core
@@ -260,8 +261,6 @@ class Reports:
         return self._report("platform_vs_his", begin, end, group, cols, rows)
 
     async def long_short(self, begin: dt.date, end: dt.date, group: str) -> Report:
-        from .service import CLASSES
-
         async with self.core.rsm() as s:
             diffs = list((await s.execute(select(ReconDiff).where(
                 ReconDiff.day >= begin, ReconDiff.day <= end, ReconDiff.kind != "ins"))).scalars())

@@ -26,19 +26,16 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Connection
 
 from ..db.models import CaseEvent, ReconDiff, ReconFetch, ReconRun, SingleSidedCase, utcnow
 from ..errors import InvalidState, ReconDiffNotFound, ValidationFailed
-from ..money import fen_to_yuan
-from ..services.worker import PeriodicWorker
-from ..timeutil import CHINA, local_today
+from ..timeutil import local_today
 from . import sources
 from .bank import ARRIVAL_CLASSES, BANK_KIND, match_arrivals
+from .diffs import CLASSES, MARKS, diff_amount, diff_out, finish_run, start_run, upsert_diffs
 from .frames import classify
-from .insurance import INSURANCE_CLASSES, InsuranceRecon
-from .matching import CLASSES as MATCH_CLASSES
+from .insurance import InsuranceRecon
 from .matching import DIFFERENCE_CLASSES
 
 if TYPE_CHECKING:
@@ -46,113 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("yinyi.recon")
 _D = ReconDiff.__table__
-_R = ReconRun.__table__
-CLASSES = {**MATCH_CLASSES, **INSURANCE_CLASSES, **ARRIVAL_CLASSES}
 Progress = Callable[[str, int, int], None]  # (step, done, total)
-
-# Marks that close a difference without moving money here; refunds go through cases.
-MARKS = {
-    "balanced": ("平账/调账", "Balanced (adjusted)"),
-    "cash_refund": ("已登记现金退款", "Cash refund registered"),
-    "written_back": ("已补录HIS", "Recorded in the HIS by hand"),
-    "ignored": ("忽略", "Ignored"),
-}
-RESOLUTIONS_ZH = {**{k: v[0] for k, v in MARKS.items()}, "refunded": "已原路退款", "manual": "人工处理",
-                  "reversed": "已冲正"}
-DIFF_STATUS_ZH = {"OPEN": "待处理", "RESOLVED": "已处理", "CLEARED": "已自动消除"}
-
-
-def diff_out(d: Any, window_days: int = 1) -> dict[str, Any]:
-    """``confirmed``: the matching window has passed (ageing), so the difference can no longer
-    resolve itself by a neighbouring day's bill (待确认 until then)."""
-    zh, en = CLASSES.get(d.cls, (d.cls, d.cls))
-    confirmed = (local_today() - d.day).days > window_days
-    bank = d.kind == BANK_KIND  # a settlement's arrival: the credit is kept in platform_amount
-    return {"id": d.id, "day": d.day.isoformat(), "txn_id": d.txn_key, "kind": d.kind, "class": d.cls,
-            "bank_amount": d.platform_amount if bank else None,
-            "class_zh": zh, "class_en": en, "his_amount": d.his_amount,
-            "platform_amount": None if bank else d.platform_amount,
-            "channel_amount": d.channel_amount, "in_his": d.in_his, "in_platform": d.in_platform and not bank,
-            "in_channel": d.in_channel, "other_day": d.other_day.isoformat() if d.other_day else None,
-            "channel": d.channel, "his_serial": d.his_serial, "channel_trade_no": d.channel_trade_no,
-            "order_ref": d.order_ref, "platform_status": d.platform_status, "his_status": d.his_status,
-            "status": d.status, "status_zh": DIFF_STATUS_ZH.get(d.status, d.status), "resolution": d.resolution,
-            "confirmed": confirmed, "confirmed_zh": "已确认差异" if confirmed else "待确认(窗口期内)",
-            "resolution_zh": RESOLUTIONS_ZH.get(d.resolution or "", d.resolution), "note": d.note,
-            "case_id": d.case_id, "resolved_by": d.resolved_by, "first_run_id": d.first_run_id,
-            "last_run_id": d.last_run_id, "created_at": d.created_at.isoformat(),
-            "updated_at": d.updated_at.isoformat()}
-
-
-def _amount(row: dict[str, Any]) -> int | None:
-    for key in ("channel_amount", "platform_amount", "his_amount"):
-        if row.get(key) is not None:
-            return int(row[key])
-    return None
-
-
-NEW_DIFF_DEFAULTS: dict[str, Any] = {
-    "status": "OPEN", "resolution": None, "note": None, "case_id": None, "resolved_by": None, "his_amount": None,
-    "platform_amount": None, "channel_amount": None, "in_his": False, "in_platform": False, "in_channel": False,
-    "other_day": None, "channel": None, "his_serial": None, "channel_trade_no": None, "order_ref": None,
-    "platform_status": None, "his_status": None}
-
-
-async def upsert_diffs(core: Core, day: dt.date, run_id: str, kinds: tuple[str, ...], found: list[dict[str, Any]],
-                       scope: Callable[[Any], bool] = lambda d: True,
-                       extra: Callable[[Connection], None] | None = None) -> dict[str, int]:
-    """Record the differences of ``kinds`` found for a day, keyed by (``txn_key``, ``kind``): new ones
-    OPEN (or as their ``initial`` values say), open or cleared ones updated, open ones in ``scope``
-    that are no longer found CLEARED. ``found`` items carry ``txn_key``, ``kind``, ``cls`` and other
-    ``recon_diffs`` columns; ``extra`` runs in the same transaction."""
-    now = utcnow()
-    async with core.rsm() as s:
-        existing = {(d.txn_key, d.kind): d for d in (await s.execute(select(ReconDiff).where(
-            ReconDiff.day == day, ReconDiff.kind.in_(kinds)))).scalars()}
-    new, changed = [], []
-    for f in found:
-        values = {k: v for k, v in f.items() if k not in ("txn_key", "kind", "initial")}
-        values.update(last_run_id=run_id, updated_at=now)
-        old = existing.get((f["txn_key"], f["kind"]))
-        if old is None:
-            new.append({**NEW_DIFF_DEFAULTS, "id": "D" + secrets.token_hex(8), "day": day, "txn_key": f["txn_key"],
-                        "kind": f["kind"], "first_run_id": run_id, "created_at": now, **values,
-                        **(f.get("initial") or {})})
-        elif old.status in ("OPEN", "CLEARED"):
-            changed.append({"id": old.id, "status": "OPEN", **values})
-    keys = {(f["txn_key"], f["kind"]) for f in found}
-    cleared = [d.id for k, d in existing.items() if k not in keys and d.status == "OPEN" and scope(d)]
-
-    def tx(conn: Connection) -> None:
-        if new:
-            conn.execute(insert(_D), new)
-        for v in changed:
-            conn.execute(update(_D).where(_D.c.id == v["id"]).values(**{k: x for k, x in v.items() if k != "id"}))
-        if cleared:
-            conn.execute(update(_D).where(_D.c.id.in_(cleared), _D.c.status == "OPEN")
-                         .values(status="CLEARED", last_run_id=run_id, updated_at=now))
-        if extra is not None:
-            extra(conn)
-
-    await core.writer.run(tx)
-    return {"new_differences": len(new), "updated_differences": len(changed), "cleared_differences": len(cleared)}
-
-
-async def start_run(core: Core, run_id: str, day: dt.date, mode: str, window_days: int, actor: str) -> None:
-    await core.writer.run(lambda c: c.execute(insert(_R).values(
-        id=run_id, day=day, mode=mode, status="RUNNING", window_days=window_days, summary={}, error=None,
-        actor=actor, started_at=utcnow(), finished_at=None)))
-
-
-async def finish_run(core: Core, run_id: str, *, summary: dict[str, Any] | None = None,
-                     exc: BaseException | None = None) -> None:
-    """DONE with its summary, or FAILED with the error (the run row is the fetch's visible log)."""
-    values: dict[str, Any] = {"finished_at": utcnow()}
-    if exc is not None:
-        values.update(status="FAILED", error=f"{type(exc).__name__}: {exc}"[:256])
-    else:
-        values.update(status="DONE", summary=summary or {})
-    await core.writer.run(lambda c: c.execute(update(_R).where(_R.c.id == run_id).values(**values)))
 
 
 class ReconService:
@@ -453,7 +344,7 @@ class ReconService:
         if d.case_id:
             await self.core.cases.resolve_manually(d.case_id, actor=actor, note=f"对账差异{diff_id}: {note}")
         await self.core.ledger.audit(actor, f"recon.diff.{action}", diff_id,
-                                     {"note": note, "amount": _amount(diff_out(d)), "class": d.cls})
+                                     {"note": note, "amount": diff_amount(diff_out(d)), "class": d.cls})
         return await self.diff(diff_id)
 
     async def fetch_log(self, day: dt.date | None, limit: int = 200) -> list[dict[str, Any]]:
@@ -522,43 +413,3 @@ def _insurance_state(r: ReconRun | None) -> dict[str, Any] | None:
 
 DAY_STATE_ZH = {"not_run": "未对账", "running": "对账中", "failed": "对账失败", "incomplete": "数据不全",
                 "differences": "有差异", "balanced": "已平"}
-
-
-def yuan(v: int | None) -> str | None:
-    return fen_to_yuan(v) if v is not None else None
-
-
-class ReconScheduler(PeriodicWorker):
-    """T+0 through the day (HIS × platform of today) and T+1 once each morning (yesterday, three-way).
-
-    Every process runs it; a run's id is derived from its time slot, so the process that
-    inserts the run row first does it and the others skip (the insert is the claim)."""
-
-    name = "recon-scheduler"
-
-    def __init__(self, core: Core) -> None:
-        super().__init__(core, max(5.0, min(60.0, core.settings.recon_t0_interval_seconds or 60.0)))
-
-    async def run_once(self) -> int:
-        s = self.core.settings
-        now = dt.datetime.now(CHINA)
-        today = now.date()
-        done = 0
-        if s.recon_t0_interval_seconds > 0:
-            slot = int(now.timestamp() // s.recon_t0_interval_seconds)
-            done += await self._claimed(today, "t0", f"T0{today:%Y%m%d}{slot % 100000:05d}")
-        hour, minute = (int(x) for x in s.recon_t1_after.split(":"))
-        if (now.hour, now.minute) >= (hour, minute):
-            yesterday = today - dt.timedelta(days=1)
-            done += await self._claimed(yesterday, "t1", f"T1{yesterday:%Y%m%d}")
-        return done
-
-    async def _claimed(self, day: dt.date, mode: str, run_id: str) -> int:
-        async with self.core.rsm() as s:
-            if await s.get(ReconRun, run_id) is not None:
-                return 0
-        try:
-            await self.core.recon.run(day, actor="system:scheduler", mode=mode, run_id=run_id)
-        except IntegrityError:
-            return 0  # another process claimed this slot
-        return 1

@@ -285,7 +285,7 @@ async def test_bank_statement_shows_whether_each_channel_day_arrived(hgw: Gatewa
 
 
 async def test_scheduler_runs_each_slot_once_across_processes(hgw: Gateway, his_sim: Any) -> None:
-    from gateway.recon.service import ReconScheduler
+    from gateway.recon.scheduler import ReconScheduler
 
     await _pay_recorded(hgw, his_sim)
     # Two schedulers stand for two gateway processes sharing the database.
