@@ -168,12 +168,14 @@ def call(method: str, path: str, body: str, sandbox: str, base_url: str | None, 
 
 
 def _builtin_groups() -> None:
+    from .cli_console import console
     from .cli_his import his
     from .cli_recon import recon, report
 
     cli.add_command(his)
     cli.add_command(recon)
     cli.add_command(report)
+    cli.add_command(console)
 
 
 _builtin_groups()

@@ -87,6 +87,31 @@ class Settings(BaseSettings):
                                 description="T+1: yesterday's three-way run starts after this time (China), once")
     recon_fetch_attempts: int = Field(default=3, ge=1, le=10, description="Attempts per bill fetch")
     recon_fetch_backoff_seconds: float = Field(default=1.0, ge=0, description="First wait between bill fetch attempts")
+    # --- finance console (财务管理后台, /console/) ---------------------------------------
+    console_password_min_length: int = Field(default=10, ge=8, le=128, description="Shortest console password")
+    console_password_min_classes: int = Field(default=3, ge=1, le=4,
+                                              description="Character classes a password needs (lower, upper, "
+                                                          "digit, other)")
+    console_password_change_on_first_login: bool = Field(default=False,
+                                                         description="Users created by an administrator must "
+                                                                     "change their password at first login")
+    console_lockout_attempts: int = Field(default=5, ge=1, le=100,
+                                          description="Failed logins (password or code) before the account locks")
+    console_lockout_minutes: float = Field(default=15.0, gt=0, description="How long a locked account stays locked")
+    console_session_idle_seconds: float = Field(default=900.0, gt=0,
+                                                description="A console session ends after this long without a request")
+    console_session_lifetime_seconds: float = Field(default=28800.0, gt=0,
+                                                    description="A console session ends this long after login")
+    console_max_sessions_per_user: int = Field(default=3, ge=1, le=100,
+                                               description="Concurrent sessions per user; the oldest is ended")
+    console_login_token_seconds: float = Field(default=300.0, gt=0,
+                                               description="Time between the password and the TOTP code")
+    console_cookie_secure: bool = Field(default=False, description="Always mark the session cookie Secure "
+                                                                   "(it is whenever the request is https)")
+    console_totp_issuer: str = Field(default="yinyi", min_length=1, max_length=40,
+                                     description="Issuer shown in authenticator apps")
+    console_scrypt_n: int = Field(default=2 ** 14, ge=2 ** 10, le=2 ** 17,
+                                  description="scrypt cost of new password hashes (a power of two)")
     disabled_plugins: list[str] = Field(default_factory=list)
     disabled_channels: list[str] = Field(default_factory=list)
     trace_hooks: bool = False
@@ -98,6 +123,13 @@ class Settings(BaseSettings):
     def _check_url(cls, v: str | None) -> str | None:
         if v and not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
             raise ValueError("database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return v
+
+    @field_validator("console_scrypt_n")
+    @classmethod
+    def _power_of_two(cls, v: int) -> int:
+        if v & (v - 1):
+            raise ValueError("console_scrypt_n must be a power of two")
         return v
 
     @classmethod

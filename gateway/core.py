@@ -10,6 +10,7 @@ import aiohttp
 import pluggy
 
 from .config import Settings
+from .console.service import ConsoleService
 from .db.engine import make_engine, make_read_engine, migrate, sessionmaker_for
 from .db.writer import Writer
 from .metrics import PAYMENT_TRANSITIONS
@@ -35,6 +36,7 @@ from .services.insurance_visits import InsuranceVisits
 from .services.interface_log import InterfaceLogWriter
 from .services.ledger import Ledger
 from .services.payments import PaymentService
+from .services.refund_requests import RefundRequests
 from .services.refunds import RefundService
 from .services.resolver import Resolver
 from .services.reviews import ReviewService
@@ -80,6 +82,8 @@ class Core:
         self.approvals = ApprovalService(self)
         self.writebacks = WritebackService(self)
         self.cases = CaseService(self)
+        self.refund_requests = RefundRequests(self)
+        self.console = ConsoleService(self)
         self.insurance_centres = InsuranceCentres(self)
         self.insurance_visits = InsuranceVisits(self)
         self.insurance_fees = InsuranceFees(self)
@@ -106,6 +110,7 @@ class Core:
                                           connector=aiohttp.TCPConnector(limit=200))
         self._directory = Directory(self.sm, self.vault, self.registry, self.http, read_sm=self.rsm,
                                     notify_base=f"{self.settings.effective_public_base_url}/v1/notify")
+        await self.console.start()
         if self.settings.redis_url:
             store = RedisNonceStore(self.settings.redis_url)
             await store.ping()

@@ -139,6 +139,33 @@ async def setup_recon(core: Core, his: dict[str, Any]) -> dict[str, Any]:
     return await seed_history(core, his_system=systems[0] if systems else "his")
 
 
+# The sandbox console's users: a known password and fixed TOTP secrets, printed and written to
+# sandbox.json so that a tester can compute codes. Demo only: never use these anywhere else.
+DEMO_CONSOLE_PASSWORD = "Yinyi-demo-2025"
+DEMO_CONSOLE_USERS = (
+    # (username, display name, role, TOTP secret)
+    ("admin", "系统管理员", "admin", "YINYIDEMQADMINAAYINYIDEMQADMINAA"),
+    ("dir-qian", "钱主管", "finance_director", "YINYIDEMQDIRQIANYINYIDEMQDIRQIAN"),
+    ("fin-zhao", "赵会计", "finance", "YINYIDEMQFINZHAQYINYIDEMQFINZHAQ"),
+    ("cashier-li", "李收费", "cashier", "YINYIDEMQCASHLIAYINYIDEMQCASHLIA"),
+    ("audit-sun", "孙审计", "auditor", "YINYIDEMQAUDSUNAYINYIDEMQAUDSUNA"),
+)
+
+
+async def setup_console(core: Core, base_url: str) -> dict[str, Any]:
+    """The sandbox's console users (finance console at /console/), each with the known demo password
+    and a fixed TOTP secret."""
+    from .console.security import otpauth_uri
+
+    users = []
+    for username, name, role, secret in DEMO_CONSOLE_USERS:
+        await core.console.set_demo_user(username, name, [role], DEMO_CONSOLE_PASSWORD, secret)
+        users.append({"username": username, "display_name": name, "role": role, "password": DEMO_CONSOLE_PASSWORD,
+                      "totp_secret": secret,
+                      "otpauth_uri": otpauth_uri(secret, username, core.settings.console_totp_issuer)})
+    return {"url": f"{base_url}/console/", "users": users}
+
+
 async def run_demo(host: str = "127.0.0.1", port: int = 8080, data_dir: str | None = None,
                    ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> dict[str, Any]:
     overrides: dict[str, Any] = {"host": host, "port": port}
@@ -171,6 +198,7 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, data_dir: str | No
         base = f"http://{host}:{port}"
         sandbox["gateway"] = {"base_url": base, "openapi": f"{base}/v1/openapi.json", "health": f"{base}/v1/health",
                               "metrics": f"{base}/metrics"}
+        sandbox["console"] = await setup_console(core, base)
         path = settings.data_dir / "sandbox.json"
         path.write_text(json.dumps(sandbox, ensure_ascii=False, indent=2), encoding="utf-8")
         os.chmod(path, 0o600)
@@ -242,6 +270,11 @@ def _print_banner(sandbox: dict[str, Any], path: Path) -> None:
                   "yinyi recon run --date <today>   yinyi report long_short --begin "
                   f"{first} --end {last}",
                   f"        yinyi call --admin GET '/v1/admin/recon/calendar?month={last[:7]}'"]
+    con = sandbox.get("console")
+    if con:
+        lines += ["", f"  finance console (财务管理后台) {con['url']}   demo password (演示密码) "
+                      f"{con['users'][0]['password']}   TOTP secrets (动态验证码密钥, for an authenticator app):"]
+        lines += [f"        {u['username']:<11} {u['role']:<17} {u['totp_secret']}" for u in con["users"]]
     lines += ["", f"  credentials for SDKs and simulators: {path}",
               "  try:  yinyi call POST /v1/payments "
               "'{\"out_trade_no\":\"demo-1\",\"amount\":1,\"subject\":\"挂号费\",\"business_type\":\"outpatient\","

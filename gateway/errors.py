@@ -455,6 +455,84 @@ class InsuranceSettlementFailed(YinyiError):
     message_en = "The insurance settlement failed; start again with a new out_settle_no"
 
 
+# --- finance console ---------------------------------------------------------------------
+
+
+class ConsoleLoginFailed(AuthFailed):
+    """Wrong username or password: the same answer for both, so names cannot be probed."""
+
+    code = "CONSOLE_LOGIN_FAILED"
+    message_zh = "用户名或密码错误"
+    message_en = "Wrong username or password"
+
+
+class ConsoleTotpInvalid(AuthFailed):
+    code = "CONSOLE_TOTP_INVALID"
+    message_zh = "动态验证码错误或已使用"
+    message_en = "Wrong or already used verification code"
+
+
+class ConsoleLoginExpired(AuthFailed):
+    code = "CONSOLE_LOGIN_EXPIRED"
+    message_zh = "登录已超时，请重新输入用户名和密码"
+    message_en = "The login timed out; enter the username and password again"
+
+
+class ConsoleSessionExpired(AuthFailed):
+    code = "CONSOLE_SESSION_EXPIRED"
+    message_zh = "未登录或会话已过期，请重新登录"
+    message_en = "Not logged in, or the session expired; log in again"
+
+
+class ConsoleAccountLocked(YinyiError):
+    code = "CONSOLE_ACCOUNT_LOCKED"
+    status = 423
+    message_zh = "账户已锁定，请稍后再试或联系管理员解锁"
+    message_en = "The account is locked; try again later or ask an administrator to unlock it"
+
+
+class ConsoleCsrfFailed(Forbidden):
+    code = "CONSOLE_CSRF_FAILED"
+    message_zh = "安全校验失败，请刷新页面后重试"
+    message_en = "Security check failed (X-CSRF-Token); reload the page and try again"
+
+
+class ConsolePermissionDenied(Forbidden):
+    code = "CONSOLE_PERMISSION_DENIED"
+    message_zh = "您没有执行此操作的权限"
+    message_en = "You do not have the permission for this"
+
+
+class ConsolePasswordChangeRequired(Forbidden):
+    code = "CONSOLE_PASSWORD_CHANGE_REQUIRED"
+    message_zh = "请先修改初始密码"
+    message_en = "Change your initial password first"
+
+
+class ConsolePasswordPolicy(BadRequest):
+    code = "CONSOLE_PASSWORD_POLICY"
+    message_zh = "密码不符合安全策略"
+    message_en = "The password does not meet the password policy"
+
+
+class ConsolePasswordWrong(BadRequest):
+    code = "CONSOLE_PASSWORD_WRONG"
+    message_zh = "当前密码错误"
+    message_en = "The current password is wrong"
+
+
+class ConsoleUserNotFound(NotFound):
+    code = "CONSOLE_USER_NOT_FOUND"
+    message_zh = "用户不存在"
+    message_en = "No such console user"
+
+
+class ConsoleRoleNotFound(NotFound):
+    code = "CONSOLE_ROLE_NOT_FOUND"
+    message_zh = "角色不存在"
+    message_en = "No such console role"
+
+
 ALL_ERRORS: list[type[YinyiError]] = []
 
 

@@ -7,13 +7,36 @@ from ..errors import ValidationFailed
 from ..services.config_admin import (AppIn, AppPatch, CampusIn, ChannelSwitch, EntryIn, EntryPatch,
                                      MerchantIn, MerchantPatch)
 from .handlers import json_response, parse
-from .keys import CORE, REQUEST_APP
+from .keys import CONSOLE_USER, CORE, REQUEST_APP
+
+UNMASK_VALUES = ("1", "true", "yes")
 
 
 def actor(request: web.Request) -> str:
-    """Who did it: the admin app, and the person at it when the caller says (X-Operator)."""
+    """Who did it: the console user (``console:<username>``) behind a /console/api request; otherwise
+    the admin app, and the person at it when the caller says (X-Operator)."""
+    ident = request.get(CONSOLE_USER)
+    if ident is not None:
+        return ident.actor
     op = request.headers.get("X-Operator", "").strip()[:64]
     return f"{request[REQUEST_APP].id}:{op}" if op else request[REQUEST_APP].id
+
+
+def wants_unmask(request: web.Request) -> bool:
+    """``?unmask=1``: personal data in full. The console requires ``pii.view`` for it and writes it to
+    the operation log; use :func:`reveal` in handlers."""
+    return request.query.get("unmask", "").lower() in UNMASK_VALUES
+
+
+async def reveal(request: web.Request, target: str) -> bool:
+    """Whether to show personal data unmasked. An admin app's unmasked view is audited here; a console
+    user's was checked (``pii.view``) and is logged by the console middleware."""
+    if not wants_unmask(request):
+        return False
+    if request.get(CONSOLE_USER) is None:
+        await request.app[CORE].ledger.audit(actor(request), "pii.unmask", target[:64],
+                                             {"route": request.path, "query": dict(request.query)})
+    return True
 
 
 async def campuses(request: web.Request) -> web.Response:

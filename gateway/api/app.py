@@ -9,6 +9,7 @@ from aiohttp import web
 from ..config import Settings
 from ..core import Core
 from .admin import add_admin_routes
+from .console import add_console_routes, console_middleware
 from .fixed import add_fixed_routes
 from .handlers import add_routes
 from .his import add_his_routes
@@ -22,7 +23,7 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None, ba
                extra_plugins: list[tuple[str, Any]] | None = None) -> web.Application:
     """Build the gateway. The Core starts and stops with the app (cleanup_ctx)."""
     core = core or Core(settings or Settings(), extra_plugins=extra_plugins)
-    app = web.Application(middlewares=[access_middleware], client_max_size=2 * 1024 * 1024)
+    app = web.Application(middlewares=[access_middleware, console_middleware], client_max_size=2 * 1024 * 1024)
     app[CORE] = core
 
     async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -39,4 +40,5 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None, ba
     add_insurance_routes(app)
     add_recon_routes(app)
     core.pm.hook.yinyi_register_routes(app=app, router=app.router)
+    add_console_routes(app)  # last: it aliases every /v1/admin route, plugins' included
     return app

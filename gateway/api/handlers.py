@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import BadRequest, InvalidAmount, ValidationFailed
 from ..schemas import (EventOut, PaymentCreate, RefundCreate, ReviewResolve, payment_out,
                        refund_out)
-from .keys import CORE, REQUEST_APP
+from .keys import CONSOLE_USER, CORE, REQUEST_APP
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -21,7 +21,7 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-async def parse(request: web.Request, model: type[M]) -> M:
+async def parse(request: web.Request, model: type[M], *, overrides: dict[str, Any] | None = None) -> M:
     raw = await request.read()
     try:
         data = orjson.loads(raw or b"{}")
@@ -29,6 +29,8 @@ async def parse(request: web.Request, model: type[M]) -> M:
         raise BadRequest(f"body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
+    if overrides:
+        data.update(overrides)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -40,7 +42,10 @@ async def parse(request: web.Request, model: type[M]) -> M:
         raise ValidationFailed("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors) from exc
 
 
-def _app_id(request: web.Request) -> str:
+def _app_id(request: web.Request) -> str | None:
+    """The calling app, whose payments alone it may see; None for a console user (every app's)."""
+    if request.get(CONSOLE_USER) is not None:
+        return None
     return request[REQUEST_APP].id
 
 
@@ -59,7 +64,11 @@ async def find_payment(request: web.Request) -> web.Response:
     out_trade_no = request.query.get("out_trade_no")
     if not out_trade_no:
         raise ValidationFailed("query parameter out_trade_no is required")
-    p = await request.app[CORE].payments.by_out_trade_no(_app_id(request), out_trade_no)
+    app_id = _app_id(request)
+    if app_id is None:  # the console: any app's, narrowed by ?app_id= when several apps used the number
+        p = await request.app[CORE].payments.by_out_trade_no_any(out_trade_no, request.query.get("app_id"))
+    else:
+        p = await request.app[CORE].payments.by_out_trade_no(app_id, out_trade_no)
     return json_response(payment_out(p))
 
 
@@ -151,13 +160,19 @@ async def admin_reviews(request: web.Request) -> web.Response:
     return json_response(await request.app[CORE].reviews.queue())
 
 
+def _console_operator(request: web.Request) -> dict[str, Any] | None:
+    """A console user decides as themself, whatever the body's ``operator`` says."""
+    ident = request.get(CONSOLE_USER)
+    return {"operator": ident.actor} if ident is not None else None
+
+
 async def admin_resolve_payment(request: web.Request) -> web.Response:
-    decision = await parse(request, ReviewResolve)
+    decision = await parse(request, ReviewResolve, overrides=_console_operator(request))
     return json_response(await request.app[CORE].reviews.resolve_payment(request.match_info["payment_id"], decision))
 
 
 async def admin_resolve_refund(request: web.Request) -> web.Response:
-    decision = await parse(request, ReviewResolve)
+    decision = await parse(request, ReviewResolve, overrides=_console_operator(request))
     return json_response(await request.app[CORE].reviews.resolve_refund(request.match_info["refund_id"], decision))
 
 

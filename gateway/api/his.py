@@ -13,9 +13,9 @@ from ..his import PatientQuery
 from ..services.his_systems import SystemIn, pending_charges
 from ..services.notices import NotifierIn
 from ..services.writeback import writeback_out
-from .admin import actor
+from .admin import actor, reveal
 from .handlers import json_response, parse
-from .keys import CORE, REQUEST_APP
+from .keys import CONSOLE_USER, CORE, REQUEST_APP
 
 
 class ReasonIn(BaseModel):
@@ -41,7 +41,11 @@ class BatchIn(BaseModel):
 
 
 def roles(request: web.Request) -> list[str]:
-    """The operator's roles as the (signed, admin-scoped) calling app asserts them."""
+    """The operator's roles: a console user's approval roles (from the user's console roles), or what the
+    (signed, admin-scoped) calling app asserts in X-Operator-Roles."""
+    ident = request.get(CONSOLE_USER)
+    if ident is not None:
+        return list(ident.approval_roles)
     return [r.strip() for r in request.headers.get("X-Operator-Roles", "").split(",") if r.strip()]
 
 
@@ -149,11 +153,12 @@ async def writebacks(request: web.Request) -> web.Response:
     """回写HIS异常 by default (failed or rejected); ``status=`` lists others. Each row names its
     single-sided case (``case_id``), if any."""
     q = request.query
+    unmasked = await reveal(request, "his_writebacks")
     items = await request.app[CORE].writebacks.search(
         day=_day(request), patient_id=q.get("patient_id"), patient_name=q.get("patient_name"),
         visit_no=q.get("visit_no"), his_serial=q.get("his_serial"), trade_no=q.get("trade_no"),
         status=_list(request, "status") or ["FAILED", "REJECTED"], system=q.get("system"), kind=q.get("kind"),
-        charge_id=q.get("charge_id"), limit=_limit(request))
+        charge_id=q.get("charge_id"), limit=_limit(request), reveal=unmasked)
     return json_response({"items": items})
 
 
@@ -180,7 +185,9 @@ async def cases(request: web.Request) -> web.Response:
 
 
 async def case_detail(request: web.Request) -> web.Response:
-    return json_response(await request.app[CORE].cases.detail(request.match_info["id"]))
+    """One case with its payment, write-back, history and notices; ``?unmask=1`` shows personal data."""
+    unmasked = await reveal(request, request.match_info["id"])
+    return json_response(await request.app[CORE].cases.detail(request.match_info["id"], reveal=unmasked))
 
 
 async def case_refund(request: web.Request) -> web.Response:
@@ -257,8 +264,15 @@ async def put_notifier(request: web.Request) -> web.Response:
 
 
 async def notices(request: web.Request) -> web.Response:
-    return json_response(await request.app[CORE].notices.search(
-        subject_id=request.query.get("subject_id"), status=request.query.get("status"), limit=_limit(request)))
+    """Notices to people; their payloads' personal data masked unless ``?unmask=1``."""
+    from ..vault import mask
+
+    unmasked = await reveal(request, "notices")
+    out = await request.app[CORE].notices.search(
+        subject_id=request.query.get("subject_id"), status=request.query.get("status"), limit=_limit(request))
+    if not unmasked:
+        out["items"] = [{**n, "payload": mask(n["payload"])} for n in out["items"]]
+    return json_response(out)
 
 
 async def resend_notice(request: web.Request) -> web.Response:

@@ -105,14 +105,18 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         elapsed = time.perf_counter() - t0
         HTTP_REQUESTS.labels(route=route, status=str(status)).inc()
         HTTP_LATENCY.labels(route=route).observe(elapsed)
-        if route not in ("/metrics", "/v1/health"):
+        console = request.path == "/console" or request.path.startswith("/console/")
+        if route not in ("/metrics", "/v1/health") and (not console or request.path.startswith("/console/api/")):
             core = request.app[CORE]
             app = request.get(REQUEST_APP)
             outcome = "normal" if status < 400 else ("rejected" if status < 500 else "abnormal")
-            body = await request.read() if request.body_exists else None  # cached by aiohttp: no second read
-            resp_body = response.body if isinstance(response, web.Response) else None
+            if console:  # passwords, codes and session tokens: the console's bodies are never logged here
+                body = resp_body = None
+            else:
+                body = await request.read() if request.body_exists else None  # cached by aiohttp: no second read
+                resp_body = response.body if isinstance(response, web.Response) else None
             core.ilog.record(direction="in", interface=f"{request.method} {route}", outcome=outcome,
                              latency_ms=elapsed * 1000, http_status=status,
-                             app_id=app.id if app else request.headers.get("X-App-Id"),
+                             app_id="console" if console else (app.id if app else request.headers.get("X-App-Id")),
                              payment_id=request.match_info.get("payment_id"), error_code=error_code,
                              request=body, response=resp_body)

@@ -676,3 +676,107 @@ class ReconDiff(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- finance console (财务管理后台) ----------------------------------------------------------
+
+
+class ConsoleRole(Base):
+    """A console role: menu- and action-level permission codes, and the approval roles it satisfies."""
+
+    __tablename__ = "console_roles"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # admin, finance, cashier …
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    permissions: Mapped[list[str]] = mapped_column(JSON, default=list)  # ["*"] = every permission
+    approval_roles: Mapped[list[str]] = mapped_column(JSON, default=list)  # finance, finance_director, admin
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ConsoleUser(Base):
+    """A person at the console. The password is an scrypt hash with its salt and parameters; the
+    TOTP secret is encrypted with the vault; failed logins and the lockout are counted here."""
+
+    __tablename__ = "console_users"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    password_changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    campus_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    department: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    totp_secret_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    totp_confirmed_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # no code is accepted twice
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    last_login_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ConsoleLoginToken(Base):
+    """Between the password and the TOTP code: a short-lived token (only its hash is stored)."""
+
+    __tablename__ = "console_login_tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), index=True)
+    purpose: Mapped[str] = mapped_column(String(8))  # totp | enrol
+    totp_secret_enc: Mapped[str | None] = mapped_column(Text, nullable=True)  # the secret being enrolled
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ConsoleSession(Base):
+    """A console session. The cookie holds a random token; only its SHA-256 is stored."""
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (Index("ix_console_sessions_user", "user_id", "ended_at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(String(32))
+    username: Mapped[str] = mapped_column(String(32))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()  # absolute lifetime
+    ended_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)  # logout idle expired replaced …
+
+
+class ConsoleOplog(Base):
+    """操作日志: append-only and tamper-evident. ``hash`` = sha256(``prev_hash`` + canonical JSON of
+    the row); ``id`` is the position in the chain (1, 2, 3 …), assigned under the chain head's lock."""
+
+    __tablename__ = "console_oplog"
+    __table_args__ = (Index("ix_console_oplog_at", "at"), Index("ix_console_oplog_user", "username", "at"),
+                      Index("ix_console_oplog_action", "action", "at"))
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column()
+    username: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action: Mapped[str] = mapped_column(String(96))
+    target: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ConsoleOplogHead(Base):
+    """The chain head (one row, id 1): the last position and hash, locked by every append."""
+
+    __tablename__ = "console_oplog_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -27,7 +27,8 @@ log = logging.getLogger("yinyi.approvals")
 Handler = Callable[[Approval, bool, str], Awaitable[None]]
 _A = Approval.__table__
 STATUS_ZH = {"PENDING": "待审核", "APPROVED": "已通过", "REJECTED": "已驳回", "WITHDRAWN": "已撤回"}
-KIND_ZH = {"case_refund": "单边账退款", "ins_centre_reversal": "医保中心单边冲正"}
+KIND_ZH = {"case_refund": "单边账退款", "ins_centre_reversal": "医保中心单边冲正",
+           "payment_refund": "退款申请(原路退回)"}
 
 
 def approval_out(a: Approval) -> dict[str, Any]:

@@ -236,8 +236,10 @@ class CaseService(PeriodicWorker):
         """The payment's case (one per payment), in any state, or None."""
         return await self._by_payment(payment_id)
 
-    async def detail(self, case_id: str) -> dict[str, Any]:
+    async def detail(self, case_id: str, *, reveal: bool = False) -> dict[str, Any]:
+        """The case with its payment, write-back, history and notices; personal data masked unless ``reveal``."""
         from ..schemas import payment_out
+        from ..vault import mask
         from .writeback import writeback_out
 
         case = await self.get_row(case_id)
@@ -248,10 +250,11 @@ class CaseService(PeriodicWorker):
         wb = await self.core.writebacks.get_for_payment(case.payment_id)
         notices = await self.core.notices.search(subject_id=case_id)
         return {**case_out(case), "payment": payment_out(payment).model_dump(mode="json") if payment else None,
-                "writeback": writeback_out(wb, self.core.vault) if wb else None,
+                "writeback": writeback_out(wb, self.core.vault, reveal=reveal) if wb else None,
                 "history": [{"action": e.action, "actor": e.actor, "detail": e.detail,
                              "created_at": e.created_at.isoformat()} for e in events],
-                "notices": notices["items"]}
+                "notices": notices["items"] if reveal else [{**n, "payload": mask(n["payload"])}
+                                                            for n in notices["items"]]}
 
     async def search(self, *, status: list[str] | None = None, system: str | None = None,
                      day: dt.date | None = None, limit: int = 200) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import orjson
 from ..channel import Capability, Method, NotifyKind, PayRequest, PayResult, TradeStatus
 from ..db.models import Payment, Refund, snapshot, utcnow
 from ..errors import (IdempotencyConflict, InvalidState, NotifyRejected, PaymentNotFound,
-                      UpstreamError, YinyiError)
+                      UpstreamError, ValidationFailed, YinyiError)
 from ..schemas import PaymentCreate
 from ..statemachine import PAYMENT_OPEN, PAYMENT_TRANSITIONS, PaymentStatus
 from ..vault import mask_value
@@ -251,6 +251,22 @@ class PaymentService:
         if p is None:
             raise PaymentNotFound(f"no payment with out_trade_no {out_trade_no!r}")
         return p
+
+    async def by_out_trade_no_any(self, out_trade_no: str, app_id: str | None = None) -> Payment:
+        """A payment by its business number whatever app made it (staff look-ups); ambiguous numbers
+        need ``app_id``."""
+        from sqlalchemy import select
+
+        q = select(Payment).where(Payment.out_trade_no == out_trade_no).limit(2)
+        if app_id:
+            q = q.where(Payment.app_id == app_id)
+        async with self.core.rsm() as s:
+            rows = (await s.execute(q)).scalars().all()
+        if not rows:
+            raise PaymentNotFound(f"no payment with out_trade_no {out_trade_no!r}")
+        if len(rows) > 1:
+            raise ValidationFailed(f"several apps used out_trade_no {out_trade_no!r}; add app_id")
+        return rows[0]
 
     # --- close and reverse ----------------------------------------------------------------
     async def close(self, app_id: str | None, payment_id: str, operator: str | None = None) -> Payment:

@@ -484,7 +484,7 @@ class WritebackService(PeriodicWorker):
                      patient_name: str | None = None, visit_no: str | None = None, his_serial: str | None = None,
                      trade_no: str | None = None, status: list[str] | None = None, system: str | None = None,
                      kind: str | None = None, charge_id: str | None = None,
-                     limit: int = 200) -> list[dict[str, Any]]:
+                     limit: int = 200, reveal: bool = False) -> list[dict[str, Any]]:
         """回写HIS异常查询: by date, patient, visit number, business serial, trade number and charge.
 
         Each row carries ``case_id`` and ``case_status``: the single-sided case of a
@@ -533,6 +533,6 @@ class WritebackService(PeriodicWorker):
         out = []
         for r in rows:
             case = cases.get(r.payment_id) if r.kind == "payment" else None
-            out.append({**writeback_out(r, self.core.vault), "case_id": case.id if case else None,
+            out.append({**writeback_out(r, self.core.vault, reveal=reveal), "case_id": case.id if case else None,
                         "case_status": case.status if case else None})
         return out
