@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[test,bench]"
 	$(PY) bench/payment_roundtrip.py
 	$(PY) bench/recon_match.py
+	$(PY) bench/console_pages.py
 
 docs: $(STAMP)
 	$(PY) -m gateway.docgen

@@ -103,7 +103,10 @@ class Core:
     async def migrate(self) -> None:
         await asyncio.to_thread(migrate, self.settings.effective_database_url)
 
-    async def start(self, *, background: bool = True, run_migrations: bool = True) -> None:
+    async def start(self, *, background: bool = True, run_migrations: bool = True,
+                    recon_scheduler: bool = True) -> None:
+        """``recon_scheduler=False`` leaves the scheduled reconciliation to be started later
+        (``core.recon_scheduler.start()``), e.g. once the demo's sandbox is complete."""
         if run_migrations:
             await self.migrate()
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.upstream_timeout_seconds),
@@ -123,7 +126,7 @@ class Core:
             self.cases.start()
             self.notices.start()
             self.insurance_settlements.start()
-            if self.settings.recon_scheduler_enabled:
+            if self.settings.recon_scheduler_enabled and recon_scheduler:
                 self.recon_scheduler.start()
         self._started = True
 

@@ -131,6 +131,19 @@ async def setup_insurance(core: Core, ins_sims: dict[str, Any]) -> dict[str, Any
     return out
 
 
+async def setup_day(core: Core, simulators: dict[str, Any], his_sims: dict[str, Any],
+                    his: dict[str, Any]) -> dict[str, Any]:
+    """Today's activity through the gateway's services (gateway/demo_day.py), reconciled T+0; the
+    printed sample charge is looked up again afterwards."""
+    from .demo_day import make_day
+
+    out = await make_day(core, simulators, his_sims, his)
+    for name, handle in his_sims.items():
+        if getattr(handle, "hospital", None) is not None and name in his:
+            his[name]["sample_patient"] = _sample_patient(handle.hospital)
+    return out
+
+
 async def setup_recon(core: Core, his: dict[str, Any]) -> dict[str, Any]:
     """Generated bills of past days, reconciled, so that the calendar, differences and reports have data."""
     from .recon.demo_data import seed_history
@@ -173,7 +186,8 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, data_dir: str | No
         overrides["data_dir"] = Path(data_dir)
     settings = Settings(**overrides)
     core = Core(settings)
-    await core.start()
+    # the scheduled reconciliation starts once the sandbox and today's activity are in place
+    await core.start(recon_scheduler=False)
     simulators: dict[str, Any] = {}
     his_sims: dict[str, Any] = {}
     ins_sims: dict[str, Any] = {}
@@ -199,6 +213,9 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, data_dir: str | No
         sandbox["gateway"] = {"base_url": base, "openapi": f"{base}/v1/openapi.json", "health": f"{base}/v1/health",
                               "metrics": f"{base}/metrics"}
         sandbox["console"] = await setup_console(core, base)
+        sandbox["today"] = await setup_day(core, simulators, his_sims, sandbox["his"])
+        if settings.recon_scheduler_enabled:
+            core.recon_scheduler.start()
         path = settings.data_dir / "sandbox.json"
         path.write_text(json.dumps(sandbox, ensure_ascii=False, indent=2), encoding="utf-8")
         os.chmod(path, 0o600)
@@ -270,6 +287,17 @@ def _print_banner(sandbox: dict[str, Any], path: Path) -> None:
                   "yinyi recon run --date <today>   yinyi report long_short --begin "
                   f"{first} --end {last}",
                   f"        yinyi call --admin GET '/v1/admin/recon/calendar?month={last[:7]}'"]
+    day = sandbox.get("today")
+    if day and day.get("payments"):
+        from .money import fen_to_yuan
+
+        case = day.get("case") or {}
+        lines += ["", f"  today (今日, {day['day']}): {day['payments']} payments ({fen_to_yuan(day['paid'])} 元), "
+                      f"{day['refunds']} refunds ({fen_to_yuan(day['refunded'])} 元), reconciled T+0"]
+        if case:
+            state = ("refund applied for by cashier-li, waiting for fin-zhao's approval (待审核)"
+                     if case["status"] == "APPROVING" else case["status"])
+            lines.append(f"        single-sided case (单边账) {case['id']} {fen_to_yuan(case['amount'])} 元: {state}")
     con = sandbox.get("console")
     if con:
         lines += ["", f"  finance console (财务管理后台) {con['url']}   demo password (演示密码) "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import hmac
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from ..console import queries
+from ..console.dictionaries import dictionaries as build_dictionaries
+from ..console.org import DepartmentIn, Organisation
 from ..console.permissions import (EXPORT_ROUTES, GROUP_EN, GROUP_ZH, KNOWN_APPROVAL_ROLES, PERMISSIONS,
                                    admin_permission)
 from ..console.service import PasswordIn, RoleIn, RolePatch, UserIn, UserPatch, role_out, user_out
@@ -73,9 +76,15 @@ NATIVE: dict[tuple[str, str], Any] = {
     ("GET", f"{API}/system/jobs"): "config.view",
     ("GET", f"{API}/system/sessions"): ANY,
     ("DELETE", f"{API}/system/sessions/{{id}}"): ANY,
+    ("GET", f"{API}/system/dictionaries"): ANY,
+    ("GET", f"{API}/system/departments"): ("config.view", "system.users"),
+    ("PUT", f"{API}/system/departments/{{id}}"): "config.edit",
+    ("DELETE", f"{API}/system/departments/{{id}}"): "config.edit",
 }
 # What a user who must change the initial password may still do.
 WHILE_MUST_CHANGE = {("POST", f"{API}/logout"), ("GET", f"{API}/me"), ("POST", f"{API}/me/password")}
+# Admin routes whose body is a file (raw bytes, any content type): logged by size and digest.
+UPLOAD_ROUTES = ("/his/systems/{id}/bill-import", "/recon/bank-statements")
 _TARGET_KEYS = ("id", "payment_id", "refund_id", "username", "key", "name", "channel")
 
 
@@ -182,12 +191,15 @@ async def _log_change(request: web.Request, ident: Any, method: str, canonical: 
                       code: str | None) -> None:
     """Every change made through an admin alias: who, from where, what, on what, with which answer."""
     raw = await request.read() if request.body_exists else b""
-    body: Any
-    try:
-        body = orjson.loads(raw) if raw else None
-        body = _redact(mask(body))
-    except orjson.JSONDecodeError:
-        body = {"bytes": len(raw), "filename": request.query.get("filename")}
+    body: Any = None
+    if raw and canonical[len(ADMIN_PREFIX):] not in UPLOAD_ROUTES:
+        try:
+            body = _redact(mask(orjson.loads(raw)))
+        except orjson.JSONDecodeError:
+            body = None
+    if raw and body is None:  # an uploaded file (bill, statement): what and how big, never its content
+        body = {"bytes": len(raw), "filename": request.query.get("filename") or request.headers.get("X-Filename"),
+                "content_type": request.content_type, "sha256": hashlib.sha256(raw).hexdigest()}
     text = orjson.dumps(body).decode() if body is not None else None
     detail = {"method": method, "route": canonical, "status": status, "code": code,
               "query": dict(request.query), "body": body if text is None or len(text) <= 2000 else text[:2000]}
@@ -421,6 +433,28 @@ async def end_session(request: web.Request) -> web.Response:
     return resp
 
 
+# --- system: organisation and code tables -------------------------------------------------------------
+async def dictionaries(request: web.Request) -> web.Response:
+    return json_response(await build_dictionaries(request.app[CORE]))
+
+
+async def departments(request: web.Request) -> web.Response:
+    return json_response({"items": await Organisation(request.app[CORE]).departments()})
+
+
+async def put_department(request: web.Request) -> web.Response:
+    body = await parse(request, DepartmentIn)
+    ident = _ident(request)
+    return json_response(await Organisation(request.app[CORE]).put_department(
+        request.match_info["id"], body, by=ident.username, ip=ident.ip))
+
+
+async def delete_department(request: web.Request) -> web.Response:
+    ident = _ident(request)
+    await Organisation(request.app[CORE]).delete_department(request.match_info["id"], by=ident.username, ip=ident.ip)
+    return json_response({"ok": True})
+
+
 # --- pages -----------------------------------------------------------------------------------------------
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
           ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
@@ -498,6 +532,10 @@ def add_console_routes(app: web.Application) -> None:
     r.add_get(f"{API}/system/jobs", jobs)
     r.add_get(f"{API}/system/sessions", sessions)
     r.add_delete(f"{API}/system/sessions/{{id}}", end_session)
+    r.add_get(f"{API}/system/dictionaries", dictionaries)
+    r.add_get(f"{API}/system/departments", departments)
+    r.add_put(f"{API}/system/departments/{{id}}", put_department)
+    r.add_delete(f"{API}/system/departments/{{id}}", delete_department)
 
 
 def _aliases(app: web.Application) -> list[tuple[str, str, Any]]:

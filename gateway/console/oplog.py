@@ -34,7 +34,7 @@ ACTION_ZH = {
     "user.create": "新建用户", "user.update": "修改用户", "user.delete": "删除用户", "user.unlock": "解锁用户",
     "user.reset_totp": "重置动态验证码", "role.create": "新建角色", "role.update": "修改角色", "role.delete": "删除角色",
     "pii.unmask": "查看未脱敏个人信息", "report.export": "导出", "permission.denied": "越权尝试",
-    "payment.refund_request": "申请退款",
+    "payment.refund_request": "申请退款", "department.put": "保存科室/部门", "department.delete": "删除科室/部门",
 }
 
 

@@ -82,6 +82,19 @@ class Campus(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class Department(Base):
+    """科室/部门: the organisation under the campuses (users name theirs)."""
+
+    __tablename__ = "departments"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    campus_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    parent_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class Merchant(Base):
     """商户: an account of the hospital at a channel, per campus and business type."""
 

@@ -39,6 +39,7 @@ else:
     async_playwright = pytest.importorskip("playwright.async_api").async_playwright
 
 from gateway.console.service import UserIn  # noqa: E402
+from gateway.services.config_admin import CampusIn  # noqa: E402
 from gateway.services.his_systems import SystemIn  # noqa: E402
 from gateway.testing.pytest_plugin import make_test_settings  # noqa: E402
 from gateway.timeutil import local_today  # noqa: E402
@@ -491,6 +492,123 @@ async def test_finance_console_end_to_end(hgw: Gateway, his_sim: Any, wechat_sim
 
     await ctx_a.close()
     await ctx_b.close()
+    assert not problems.items, "\n".join(problems.items)
+
+
+STATEMENT = ("交易日期,贷方金额,借方金额,对方户名,摘要,流水号\n"
+             "2026-11-30,1234.56,,财付通支付科技有限公司,微信结算,B0001\n"
+             "2026-12-01,50.50,,支付宝（中国）网络技术有限公司,支付宝结算,B0002\n").encode()
+
+
+async def test_write_back_exceptions_imports_organisation_and_the_data_dictionary(
+        hgw: Gateway, his_sim: Any, browser: Any) -> None:
+    """回写HIS异常: a refused write-back found by its trade number, its case opened from the row, its
+    refund applied for from the row; a bank statement and a bill file imported from 对账 → 账单导入; a
+    merchant edited; a department added under 组织机构; the 数据字典; an export in 导出日志."""
+    charges = pending(his_sim)
+    limit = hgw.settings.single_sided_auto_refund_max
+    patient, charge = next(pc for pc in charges if limit < pc[1].amount <= 100_000)
+    await his_fault(his_sim, "write_back", "refuse")
+    status, p = await hgw.client.post("/v1/payments", his_pay_body(patient, [charge], entry="window-3"))
+    assert status == 200 and p["status"] == "SUCCEEDED", p
+
+    async def case_of() -> dict[str, Any] | None:
+        return next((c for c in (await hgw.core.cases.search())["items"] if c["payment_id"] == p["payment_id"]), None)
+
+    case = await wait_for(case_of, timeout=10)
+    async with aiohttp.ClientSession() as s:
+        await s.delete(f"{his_sim.base_url}/_sim/faults")
+    await create_users(hgw)
+    problems = Problems()
+    base = hgw.base_url
+    ctx, page, _ = await login(browser, base, "admin-wu", problems)
+
+    # -- 单边账 → 回写HIS异常: search by the business number, open the case from the row --------------
+    await open_page(page, base, "cases?view=writebacks", fresh=True)
+    await page.fill("[data-testid=filters] input[name=trade_no]", p["out_trade_no"])
+    await page.click("[data-testid=filters] button[type=submit]")
+    row = page.locator("[data-testid=writebacks] tbody tr", has_text=p["payment_id"])
+    await row.wait_for()
+    await page.wait_for_selector("main[data-page=cases][data-ready='1']")
+    assert await page.locator("[data-testid=writebacks] tbody tr").count() == 1
+    assert await row.locator("[data-status=REJECTED]").count() == 1
+    assert charge.charge_id in (await row.text_content() or "")
+    await row.locator("[data-testid=wb-case]").click()
+    drawer = page.locator("[data-testid=case-drawer]")
+    await drawer.locator("[data-testid=case-history]").wait_for()
+    assert case["id"] in (await drawer.locator("h2").text_content() or "")
+    await shot(page, "cases-writebacks")
+    await page.keyboard.press("Escape")
+    await row.locator("[data-testid=wb-refund]").click()
+    await page.click("[data-testid=wb-refund-dialog] [data-testid=dialog-ok]")
+    await page.locator("[data-testid=writebacks] tbody tr [data-status=APPROVING]").wait_for()
+    assert (await hgw.core.cases.detail(case["id"]))["status"] == "APPROVING"
+
+    # -- 对账 → 账单导入: a bank statement, then the sample HIS bill file --------------------------------
+    await open_page(page, base, "recon?tab=import", fresh=True)
+    await page.fill("[data-testid=import-bank] input[name=account]", "6222-0001")
+    await page.set_input_files("[data-testid=bank-file]", files=[
+        {"name": "statement.csv", "mimeType": "text/csv", "buffer": STATEMENT}])
+    await page.click("[data-testid=import-bank-submit]")
+    days = page.locator("[data-testid=import-bank-result] tbody tr")
+    await days.first.wait_for()
+    assert await days.count() == 2
+    assert "1,234.56" in (await days.first.text_content() or "")
+    stored = await hgw.core.recon.fetch_log(None, 50)
+    assert any(f["source"] == "bank" and f["source_id"] == "6222-0001" for f in stored), stored
+    sample = ROOT / "configs/his/samples/his-bill-sample.csv"
+    await page.fill("[data-testid=import-his] input[name=date]", "2024-05-20")
+    await page.set_input_files("[data-testid=his-file]", str(sample))
+    await page.click("[data-testid=import-his-submit]")
+    bills = page.locator("[data-testid=import-his-result] tbody tr")
+    await bills.first.wait_for()
+    assert await bills.count() >= 1
+    await shot(page, "recon-import")
+
+    # -- 配置 → 商户: edit a merchant (credentials stay write-only) ------------------------------------------
+    await open_page(page, base, "config?tab=merchants", fresh=True)
+    await page.locator("[data-testid=merchants] [data-testid=edit-merchant]").first.click()
+    await page.fill("[data-testid=merchant-dialog] input[name=name]", "微信 门诊商户")
+    await page.fill("[data-testid=merchant-dialog] input[name=priority]", "7")
+    await page.click("[data-testid=merchant-dialog] [data-testid=dialog-ok]")
+    await page.locator("[data-testid=merchants] tbody tr", has_text="微信 门诊商户").wait_for()
+    merchant = next(m for m in await hgw.core.config.list_merchants() if m["name"] == "微信 门诊商户")
+    assert merchant["priority"] == 7
+
+    # -- 系统管理 → 组织机构: a department under the campus ---------------------------------------------
+    await hgw.core.config.put_campus("test", "main", CampusIn(name="本院区"))
+    await open_page(page, base, "system?tab=org", fresh=True)
+    await page.click("[data-testid=add-department]")
+    await page.fill("[data-testid=department-dialog] input[name=id]", "fin")
+    await page.fill("[data-testid=department-dialog] input[name=name]", "财务科")
+    await page.select_option("[data-testid=department-dialog] select[name=campus_id]", "main")
+    await page.click("[data-testid=department-dialog] [data-testid=dialog-ok]")
+    await page.locator("[data-testid=org-departments] tbody tr", has_text="财务科").wait_for()
+    await shot(page, "system-org")
+
+    # -- 数据字典: every table, then one ------------------------------------------------------------------
+    await open_page(page, base, "system?tab=dicts", fresh=True)
+    classes = page.locator("[data-testid=dict-difference_classes]")
+    assert "长款" in (await classes.text_content() or "")
+    assert await page.locator("[data-testid=dictionaries] .dicts > .panel").count() >= 10
+    await shot(page, "system-dictionaries")
+    await page.click("[data-testid=dictionaries] .chip[data-dict=payment_statuses]")
+    await page.wait_for_selector("main[data-page=system][data-ready='1']")
+    assert await page.locator("[data-testid=dictionaries] .dicts > .panel").count() == 1
+    assert "部分退款" in (await page.locator("[data-testid=dict-payment_statuses]").text_content() or "")
+
+    # -- 导出日志: an export made on the reports page is listed ---------------------------------------------
+    day = local_today().isoformat()
+    await open_page(page, base, f"reports?report=channel_income&begin={day}&end={day}&group=day", fresh=True)
+    async with page.expect_download() as dl_info:
+        await page.click("[data-testid=export-csv]")
+    await dl_info.value
+    await open_page(page, base, "system?tab=exports", fresh=True)
+    exported = page.locator("[data-testid=exports] tbody tr", has_text="channel_income")
+    await exported.wait_for()
+    assert "CSV" in (await exported.text_content() or "")
+    await shot(page, "system-exports")
+    await ctx.close()
     assert not problems.items, "\n".join(problems.items)
 
 

@@ -38,14 +38,16 @@ async function readProblem(res) {
   }
 }
 
+// opts.contentType: the body is sent as it is (a File or Blob, e.g. an imported bill), with that type.
 export async function request(method, path, body, opts = {}) {
   const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const raw = opts.contentType !== undefined;
+  if (body !== undefined) headers['Content-Type'] = raw ? (opts.contentType || 'application/octet-stream') : 'application/json';
   if (method !== 'GET' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
   let res;
   try {
     res = await fetch(BASE + path, { method, headers, credentials: 'same-origin', cache: 'no-store',
-      body: body === undefined ? undefined : JSON.stringify(body), signal: opts.signal });
+      body: body === undefined || raw ? body : JSON.stringify(body), signal: opts.signal });
   } catch (e) {
     if (e && e.name === 'AbortError') throw e;
     throw new ApiError(0, { code: 'NETWORK', message_zh: '网络错误，无法连接服务器', message_en: 'Network error: the server cannot be reached' });
@@ -68,6 +70,9 @@ export const post = (path, body = {}, opts) => request('POST', path, body, opts)
 export const put = (path, body = {}, opts) => request('PUT', path, body, opts);
 export const patch = (path, body = {}, opts) => request('PATCH', path, body, opts);
 export const del = (path, opts) => request('DELETE', path, undefined, opts);
+// A file as the raw request body (bill and statement imports); the query carries its name.
+export const upload = (path, params, file, opts = {}) => request('POST', path + qs(params), file,
+  { ...opts, contentType: file.type || 'application/octet-stream' });
 
 // The URL of an admin route (everything under /v1/admin is mirrored at /console/api/admin).
 export function adminPath(rest) { return `/admin/${rest.replace(/^\//, '')}`; }

@@ -1,33 +1,45 @@
 // 单边账: open cases first and coloured; refund application, retry write-back, handle by hand; history.
+// 回写HIS异常: failed and refused write-backs searched by day, patient, visit, serial, trade, charge.
 import { h, mount } from '../dom.js';
 import { get, post } from '../api.js';
 import { L } from '../i18n.js';
-import { yuan, datetime, channelName, CASE_STATUS, label } from '../fmt.js';
-import { table, tabs, statusTag, tag, kv, drawer, dialog, toast, act, errorBox } from '../ui.js';
+import { yuan, datetime, channelName, CASE_STATUS, WRITEBACK_STATUS, label } from '../fmt.js';
+import { table, tabs, statusTag, tag, kv, drawer, dialog, toast, act, errorBox, filterBar } from '../ui.js';
 import { wbBlock, paymentDrawer } from './common.js';
 
 const OPEN = ['OPEN', 'APPROVING', 'REFUNDING'];
 const ORDER = { OPEN: 0, APPROVING: 1, REFUNDING: 2, RESOLVED: 3 };
+const WB_KEYS = ['date', 'patient_id', 'patient_name', 'visit_no', 'his_serial', 'trade_no', 'charge_id', 'status', 'kind'];
+const WB_KIND = { payment: ['收费回写', 'Payment'], refund: ['退费回写', 'Refund'], ins_setl: ['医保结算', 'Insurance'],
+  ins_rev: ['医保撤销', 'Insurance reversal'] };
 
 export async function render(box, params, ctx) {
-  const view = params.status || 'open';
+  const view = params.view === 'writebacks' ? 'writebacks' : (params.status || 'open');
   const listBox = h('div');
   box.appendChild(listBox);
   const refresh = () => { ctx.refreshBadges(); return load(); };
+  const go = (k) => ctx.navigate('cases', k === 'writebacks' ? { view: k } : { status: k });
   async function load() {
-    const res = await get('/admin/cases', { status: view === 'open' ? OPEN : (view === 'resolved' ? 'RESOLVED' : undefined), limit: 500 });
+    const res = await get('/admin/cases', view === 'writebacks' ? { limit: 1 }
+      : { status: view === 'open' ? OPEN : (view === 'resolved' ? 'RESOLVED' : undefined), limit: 500 });
     if (!ctx.isCurrent()) return;
     const counts = res.counts || {};
     const openCount = OPEN.reduce((a, s) => a + (counts[s] || 0), 0);
     const all = Object.values(counts).reduce((a, n) => a + n, 0);
+    const strip = tabs([
+      { key: 'open', title: L('待处理', 'Open'), count: openCount },
+      { key: 'resolved', title: L('已处理', 'Resolved'), count: counts.RESOLVED || 0 },
+      { key: 'all', title: L('全部', 'All'), count: all },
+      { key: 'writebacks', title: L('回写HIS异常', 'Write-back exceptions') },
+    ], view, go);
+    if (view === 'writebacks') {
+      mount(listBox, h('div', { class: 'panel' }, strip, await writebacks(params, ctx, refresh)));
+      return;
+    }
     const rows = [...res.items].sort((a, b) => (ORDER[a.status] ?? 9) - (ORDER[b.status] ?? 9) || (a.opened_at < b.opened_at ? 1 : -1));
     const open = (c) => caseDrawer(c.id, ctx, refresh);
     mount(listBox, h('div', { class: 'panel' },
-      tabs([
-        { key: 'open', title: L('待处理', 'Open'), count: openCount },
-        { key: 'resolved', title: L('已处理', 'Resolved'), count: counts.RESOLVED || 0 },
-        { key: 'all', title: L('全部', 'All'), count: all },
-      ], view, (k) => ctx.navigate('cases', { status: k })),
+      strip,
       table({
         testid: 'cases', rows,
         empty: view === 'open' ? L('没有待处理的单边账', 'No open single-sided cases') : undefined,
@@ -49,6 +61,78 @@ export async function render(box, params, ctx) {
   }
   await load();
   if (params.open) caseDrawer(params.open, ctx, refresh);
+}
+
+// 回写HIS异常: the search form, the rows with their single-sided case, retry and 原路退款.
+async function writebacks(params, ctx, refresh) {
+  const values = {};
+  WB_KEYS.forEach((k) => { if (params[k]) values[k] = params[k]; });
+  const search = (v) => ctx.navigate('cases', { view: 'writebacks', ...v });
+  const form = filterBar([
+    { name: 'date', label: L('日期', 'Day'), type: 'date' },
+    { name: 'patient_id', label: L('患者ID', 'Patient id') },
+    { name: 'patient_name', label: L('患者姓名', 'Patient name') },
+    { name: 'visit_no', label: L('就诊号', 'Visit no.') },
+    { name: 'his_serial', label: L('业务流水号', 'Business serial') },
+    { name: 'trade_no', label: L('交易号', 'Trade no.'), placeholder: L('平台/业务/渠道单号', 'payment, order or channel no.') },
+    { name: 'charge_id', label: L('费用单号', 'Charge id') },
+    // 全部 (no status): the exceptions, failed or refused
+    { name: 'status', label: L('回写状态', 'Status'), type: 'select', options: [['FAILED', label(WRITEBACK_STATUS, 'FAILED')], ['REJECTED', label(WRITEBACK_STATUS, 'REJECTED')],
+      ['PENDING', label(WRITEBACK_STATUS, 'PENDING')], ['RECORDED', label(WRITEBACK_STATUS, 'RECORDED')],
+      ['CANCELLED', label(WRITEBACK_STATUS, 'CANCELLED')]] },
+    { name: 'kind', label: L('类型', 'Kind'), type: 'select', options: Object.entries(WB_KIND).map(([k, v]) => [k, L(v[0], v[1])]) },
+  ], values, search);
+  const res = await get('/admin/his/writebacks', { ...values, limit: 500 });
+  const reload = () => { refresh(); };
+  const refundable = (w) => w.kind === 'payment' && ['FAILED', 'REJECTED'].includes(w.status)
+    && !['APPROVING', 'REFUNDING', 'RESOLVED'].includes(w.case_status || '');
+  const actions = (w) => {
+    if (!ctx.can('cases.handle')) return '—';
+    const out = [];
+    if (['FAILED', 'REJECTED'].includes(w.status)) {
+      out.push(h('button', { class: 'link', dataset: { testid: 'wb-retry' }, onClick: (e) => act(e.currentTarget, async () => {
+        await post(`/admin/his/writebacks/${encodeURIComponent(w.refund_id || w.payment_id)}/retry`);
+        reload();
+      }, L('已重新回写', 'Write-back retried')) }, L('重试回写', 'Retry')));
+    }
+    if (refundable(w)) {
+      out.push(h('button', { class: 'link danger', dataset: { testid: 'wb-refund' }, onClick: async () => {
+        const done = await dialog({ title: L('原路退款', 'Refund along the original route'), testid: 'wb-refund-dialog',
+          message: L(`交易 ${w.payment_id} 的 ¥${yuan(w.amount)} 将经单边账审核后原路退回患者。`,
+            `¥${yuan(w.amount)} of payment ${w.payment_id} goes back to the patient after the case's approval.`),
+          fields: [{ name: 'reason', label: L('原因', 'Reason'), type: 'textarea', required: true, minLength: 2,
+            value: L('HIS拒绝入账，原路退款', 'Refused by the HIS: refund') }],
+          okText: L('提交审核', 'Submit for approval'),
+          onSubmit: (v) => post(`/admin/his/writebacks/${encodeURIComponent(w.payment_id)}/refund`, { reason: v.reason }) });
+        if (done) { toast(L(`已提交审核，审批单 ${done.approval_id}`, `Submitted: approval ${done.approval_id}`)); reload(); }
+      } }, L('原路退款', 'Refund')));
+    }
+    return out.length ? h('span', null, out) : '—';
+  };
+  return h('div', null, form, table({
+    testid: 'writebacks', rows: res.items || [],
+    empty: L('没有符合条件的回写异常', 'No write-back exceptions match'),
+    rowClass: (w) => (w.status === 'REJECTED' || w.status === 'FAILED' ? (w.case_status === 'RESOLVED' ? undefined : 'row-bad') : undefined),
+    columns: [
+      { title: L('时间', 'Time'), render: (w) => h('span', { class: 'nowrap' }, datetime(w.created_at)) },
+      { title: L('类型', 'Kind'), render: (w) => label(WB_KIND, w.kind) },
+      { title: L('交易号', 'Trade no.'), render: (w) => h('span', null,
+        h('a', { class: 'mono', onClick: () => paymentDrawer(w.payment_id, ctx) }, w.payment_id),
+        w.refund_id ? h('div', { class: 'muted mono' }, w.refund_id) : null) },
+      { title: L('业务系统', 'System'), key: 'system' },
+      { title: L('患者', 'Patient'), render: (w) => [w.patient_name, w.patient_id].filter(Boolean).join(' · ') },
+      { title: L('就诊号', 'Visit'), render: (w) => (w.visit_no ? h('span', { class: 'mono' }, w.visit_no) : '—') },
+      { title: L('费用单', 'Charges'), render: (w) => h('span', { class: 'mono' }, (w.charge_ids || []).join(', ')) },
+      { title: L('金额(元)', 'Amount'), num: true, render: (w) => yuan(w.amount) },
+      { title: L('回写状态', 'Status'), render: (w) => statusTag(WRITEBACK_STATUS, w.status) },
+      { title: L('原因', 'Error'), render: (w) => (w.last_error || w.last_error_code
+        ? h('span', { class: 'neg' }, `${w.last_error_code || ''} ${w.last_error || ''}`.trim()) : '—') },
+      { title: L('单边账', 'Case'), render: (w) => (w.case_id ? h('span', null,
+        h('a', { class: 'mono', dataset: { testid: 'wb-case' }, onClick: () => caseDrawer(w.case_id, ctx, reload) }, w.case_id), ' ',
+        statusTag(CASE_STATUS, w.case_status)) : '—') },
+      { title: L('操作', 'Actions'), cls: 'actions', render: actions },
+    ],
+  }));
 }
 
 export async function caseDrawer(caseId, ctx, onChanged) {

@@ -1,6 +1,7 @@
-// 配置: campuses, merchants, entries, channels and methods on/off, caller apps, plugins, interface status.
+// 配置: campuses, merchants and entries (edited; credentials write-only), channels and methods on/off, caller apps,
+// plugins, interface status.
 import { h, mount } from '../dom.js';
-import { get, patch, put } from '../api.js';
+import { get, patch, post, put } from '../api.js';
 import { L } from '../i18n.js';
 import { int, datetime, channelName, methodName, METHODS } from '../fmt.js';
 import { table, tabs, tag, act, dialog, toast } from '../ui.js';
@@ -82,7 +83,33 @@ const VIEWS = {
   },
 
   async merchants(edit, reload) {
-    const res = await get('/admin/merchants');
+    const [res, campuses] = await Promise.all([get('/admin/merchants'), get('/admin/campuses')]);
+    const merchantDialog = async (m) => {
+      const out = await dialog({ title: L(`修改商户 ${m.id}`, `Edit merchant ${m.id}`), testid: 'merchant-dialog', fields: [
+        { name: 'name', label: L('名称', 'Name'), required: true, value: m.name },
+        { name: 'priority', label: L('优先级（小者优先）', 'Priority (lower first)'), type: 'number', required: true, value: String(m.priority) },
+        { name: 'campus_id', label: L('院区', 'Campus'), type: 'select', value: m.campus_id || '',
+          options: [['', L('全部院区', 'Any campus')], ...(campuses.items || []).map((c) => [c.id, `${c.name} (${c.id})`])] },
+        { name: 'business_types', label: L('业务类型（逗号分隔，留空为全部）', 'Business types (comma-separated, blank: any)'),
+          value: (m.business_types || []).join(', ') },
+        { name: 'enabled', label: L('启用', 'Enabled'), type: 'checkbox', value: m.enabled },
+        { name: 'config', label: L('商户配置（JSON，整体替换；留空不修改）', 'Configuration (JSON, replaces it all; blank: unchanged)'),
+          type: 'textarea', maxLength: 20000,
+          hint: L(`密钥只写不读：已保存的密钥不会显示。当前非密字段：${Object.keys(m.config || {}).join(', ') || '无'}`,
+            `Credentials are write-only: stored ones are never shown. Public fields now: ${Object.keys(m.config || {}).join(', ') || 'none'}`) },
+      ], onSubmit: (v) => {
+        const priority = parseInt(v.priority, 10);
+        if (!Number.isInteger(priority) || priority < 0 || priority > 10000) throw new Error(L('优先级为 0–10000 的整数', 'Priority is a whole number 0–10000'));
+        const body = { name: v.name, priority, enabled: v.enabled, campus_id: v.campus_id || null,
+          business_types: v.business_types.split(/[,，\s]+/).filter(Boolean) };
+        if (v.config) {
+          try { body.config = JSON.parse(v.config); } catch { throw new Error(L('商户配置不是有效的 JSON', 'The configuration is not valid JSON')); }
+          if (!body.config || typeof body.config !== 'object' || Array.isArray(body.config)) throw new Error(L('商户配置须为 JSON 对象', 'The configuration must be a JSON object'));
+        }
+        return patch(`/admin/merchants/${encodeURIComponent(m.id)}`, body);
+      } });
+      if (out) { toast(L('已保存', 'Saved')); reload(); }
+    };
     return table({ testid: 'merchants', rows: res.items || [], columns: [
       { title: L('商户', 'Merchant'), render: (m) => h('span', null, m.name, h('div', { class: 'muted mono' }, m.id)) },
       { title: L('渠道', 'Channel'), render: (m) => channelName(m.channel) },
@@ -91,29 +118,69 @@ const VIEWS = {
       { title: L('优先级', 'Priority'), num: true, key: 'priority' },
       { title: L('配置(非密)', 'Config (public)'), render: (m) => h('span', { class: 'mono' }, Object.entries(m.config || {}).map(([k, v]) => `${k}=${v}`).join(' ')) },
       { title: L('状态', 'State'), render: (m) => onOff(m.enabled) },
-      { title: L('操作', 'Actions'), cls: 'actions', render: (m) => (edit ? h('button', { class: 'link', onClick: (e) => act(e.currentTarget, async () => {
-        await patch(`/admin/merchants/${encodeURIComponent(m.id)}`, { enabled: !m.enabled });
-        reload();
-      }, L('已保存', 'Saved')) }, m.enabled ? L('停用', 'Switch off') : L('启用', 'Switch on')) : '—') },
+      { title: L('操作', 'Actions'), cls: 'actions', render: (m) => (edit ? h('span', null,
+        h('button', { class: 'link', dataset: { testid: 'edit-merchant' }, onClick: () => merchantDialog(m) }, L('修改', 'Edit')),
+        h('button', { class: 'link', onClick: (e) => act(e.currentTarget, async () => {
+          await patch(`/admin/merchants/${encodeURIComponent(m.id)}`, { enabled: !m.enabled });
+          reload();
+        }, L('已保存', 'Saved')) }, m.enabled ? L('停用', 'Switch off') : L('启用', 'Switch on'))) : '—') },
     ] });
   },
 
   async entries(edit, reload) {
-    const res = await get('/admin/entries');
-    return table({ testid: 'entries', rows: res.items || [], columns: [
-      { title: L('入口编码', 'Code'), render: (e) => h('span', { class: 'mono' }, e.code) },
-      { title: L('名称', 'Name'), key: 'name' },
-      { title: L('调用方', 'App'), key: 'app_id' },
-      { title: L('院区', 'Campus'), key: 'campus_id' },
-      { title: L('业务类型', 'Business type'), key: 'business_type' },
-      { title: L('渠道', 'Channels'), render: (e) => ((e.channels || []).length ? e.channels.map(channelName).join(', ') : L('全部', 'any')) },
-      { title: L('方式', 'Methods'), render: (e) => ((e.methods || []).length ? e.methods.map(methodName).join(', ') : L('全部', 'any')) },
-      { title: L('状态', 'State'), render: (e) => onOff(e.enabled) },
-      { title: L('操作', 'Actions'), cls: 'actions', render: (e) => (edit ? h('button', { class: 'link', onClick: (ev) => act(ev.currentTarget, async () => {
-        await patch(`/admin/entries/${encodeURIComponent(e.id)}`, { enabled: !e.enabled });
-        reload();
-      }, L('已保存', 'Saved')) }, e.enabled ? L('停用', 'Switch off') : L('启用', 'Switch on')) : '—') },
-    ] });
+    const [res, campuses, channels, merchants, apps] = await Promise.all([get('/admin/entries'), get('/admin/campuses'),
+      get('/admin/channels'), get('/admin/merchants'), get('/admin/apps').catch(() => ({ items: [] }))]);
+    const chans = (channels.items || []).map((c) => c.id);
+    const methods = Object.keys(METHODS);
+    const entryDialog = async (e) => {
+      const fields = [
+        e ? null : { name: 'code', label: L('入口编码（调用方传 entry）', 'Code (what callers send as entry)'), required: true, placeholder: 'kiosk-01' },
+        { name: 'name', label: L('名称', 'Name'), required: true, value: e ? e.name : '' },
+        e ? null : { name: 'app_id', label: L('调用方应用', 'Caller app'), type: 'select', value: '',
+          options: (apps.items || []).map((a) => [a.app_id, `${a.name} (${a.app_id})`]) },
+        e ? null : { name: 'business_type', label: L('业务类型', 'Business type'), required: true, placeholder: 'outpatient' },
+        { name: 'campus_id', label: L('院区', 'Campus'), type: 'select', value: e ? e.campus_id || '' : '',
+          options: [['', L('不限', 'Any')], ...(campuses.items || []).map((c) => [c.id, `${c.name} (${c.id})`])] },
+        ...chans.map((c) => ({ name: `ch:${c}`, label: `${L('渠道', 'Channel')}: ${channelName(c)}`, type: 'checkbox',
+          value: e ? (e.channels || []).includes(c) : false })),
+        ...methods.map((m) => ({ name: `m:${m}`, label: `${L('方式', 'Method')}: ${methodName(m)}`, type: 'checkbox',
+          value: e ? (e.methods || []).includes(m) : false })),
+        { name: 'merchants', label: L('指定商户（渠道=商户号，逗号分隔）', 'Merchants (channel=merchant id, comma-separated)'),
+          value: e ? Object.entries(e.merchants || {}).map(([k, v]) => `${k}=${v}`).join(', ') : '',
+          hint: L(`不勾选渠道/方式即为全部。可选商户：${(merchants.items || []).map((m) => `${m.channel}=${m.id}`).join(', ')}`,
+            `No channel or method ticked: any. Merchants: ${(merchants.items || []).map((m) => `${m.channel}=${m.id}`).join(', ')}`) },
+        { name: 'enabled', label: L('启用', 'Enabled'), type: 'checkbox', value: e ? e.enabled : true },
+      ].filter(Boolean);
+      const out = await dialog({ title: e ? L(`修改收费入口 ${e.code}`, `Edit entry ${e.code}`) : L('新增收费入口', 'Add entry'),
+        testid: 'entry-dialog', fields, onSubmit: (v) => {
+          const pairs = v.merchants.split(/[,，\s]+/).filter(Boolean).map((x) => x.split('='));
+          if (pairs.some((p) => p.length !== 2 || !p[0] || !p[1])) throw new Error(L('商户格式：渠道=商户号', 'Merchants: channel=merchant id'));
+          const body = { name: v.name, campus_id: v.campus_id || null, channels: chans.filter((c) => v[`ch:${c}`]),
+            methods: methods.filter((m) => v[`m:${m}`]), merchants: Object.fromEntries(pairs), enabled: v.enabled };
+          if (e) return patch(`/admin/entries/${encodeURIComponent(e.id)}`, body);
+          if (!v.app_id) throw new Error(L('请选择调用方应用', 'Choose the caller app'));
+          return post('/admin/entries', { ...body, code: v.code, app_id: v.app_id, business_type: v.business_type });
+        } });
+      if (out) { toast(L('已保存', 'Saved')); reload(); }
+    };
+    return h('div', null, edit ? h('div', { class: 'filters' }, h('button', { class: 'primary', dataset: { testid: 'add-entry' }, onClick: () => entryDialog(null) }, L('新增收费入口', 'Add entry'))) : null,
+      table({ testid: 'entries', rows: res.items || [], columns: [
+        { title: L('入口编码', 'Code'), render: (e) => h('span', { class: 'mono' }, e.code) },
+        { title: L('名称', 'Name'), key: 'name' },
+        { title: L('调用方', 'App'), key: 'app_id' },
+        { title: L('院区', 'Campus'), key: 'campus_id' },
+        { title: L('业务类型', 'Business type'), key: 'business_type' },
+        { title: L('渠道', 'Channels'), render: (e) => ((e.channels || []).length ? e.channels.map(channelName).join(', ') : L('全部', 'any')) },
+        { title: L('方式', 'Methods'), render: (e) => ((e.methods || []).length ? e.methods.map(methodName).join(', ') : L('全部', 'any')) },
+        { title: L('指定商户', 'Merchants'), render: (e) => h('span', { class: 'mono' }, Object.entries(e.merchants || {}).map(([k, v]) => `${k}=${v}`).join(' ')) },
+        { title: L('状态', 'State'), render: (e) => onOff(e.enabled) },
+        { title: L('操作', 'Actions'), cls: 'actions', render: (e) => (edit ? h('span', null,
+          h('button', { class: 'link', dataset: { testid: 'edit-entry' }, onClick: () => entryDialog(e) }, L('修改', 'Edit')),
+          h('button', { class: 'link', onClick: (ev) => act(ev.currentTarget, async () => {
+            await patch(`/admin/entries/${encodeURIComponent(e.id)}`, { enabled: !e.enabled });
+            reload();
+          }, L('已保存', 'Saved')) }, e.enabled ? L('停用', 'Switch off') : L('启用', 'Switch on'))) : '—') },
+      ] }));
   },
 
   async apps() {

@@ -1,7 +1,7 @@
 // 对账: month calendar with day states, one-click run, run summary, differences by class with
 // drill-down and marks; insurance reconciliation (3201 groups → 3202 settlements → 冲正).
 import { h, mount } from '../dom.js';
-import { get, post } from '../api.js';
+import { get, post, upload } from '../api.js';
 import { L } from '../i18n.js';
 import { yuan, int, datetime, today, addMonths, monthOf, label, channelName, DAY_STATE, DIFF_CLASS, DIFF_STATUS, MARKS, SOURCES } from '../fmt.js';
 import { table, panel, tag, statusTag, kv, drawer, dialog, toast, act, errorBox, tabs } from '../ui.js';
@@ -18,12 +18,15 @@ function channelLabel(c) {
 
 export async function render(box, params, ctx) {
   const t = today();
-  const tab = params.tab === 'insurance' ? 'insurance' : 'daily';
+  const tab = ['insurance', 'import'].includes(params.tab) && (params.tab !== 'import' || ctx.can('recon.handle'))
+    ? params.tab : 'daily';
   box.appendChild(h('div', { class: 'panel' }, tabs([
     { key: 'daily', title: L('日对账', 'Daily reconciliation') },
     { key: 'insurance', title: L('医保对账', 'Insurance reconciliation') },
-  ], tab, (k) => ctx.navigate('recon', { tab: k }))));
+    ctx.can('recon.handle') ? { key: 'import', title: L('账单导入', 'Imports') } : null,
+  ].filter(Boolean), tab, (k) => ctx.navigate('recon', { tab: k }))));
   if (tab === 'insurance') { await insurance(box, params, ctx); return; }
+  if (tab === 'import') { await imports(box, params, ctx); return; }
 
   const month = /^\d{4}-\d{2}$/.test(params.month || '') ? params.month : monthOf(params.date || t);
   const day = params.date && monthOf(params.date) === month ? params.date : (month === monthOf(t) ? t : `${month}-01`);
@@ -319,3 +322,107 @@ async function insurance(box, params, ctx) {
   await showRun(last || null);
 }
 
+
+// --- 账单导入: a business system's bill file, the bank's statement ----------------------------------
+const BILL_TYPES = [['outpatient_registration', '门诊挂号', 'Outpatient registration'], ['outpatient_settlement', '门诊缴费', 'Outpatient settlement'],
+  ['inpatient_deposit', '住院预交金', 'Inpatient deposit'], ['inpatient_settlement', '住院结算', 'Inpatient settlement'],
+  ['exam', '体检', 'Physical exam'], ['other', '其他', 'Other']];
+
+function fileField(name, testid) {
+  return h('label', null, L('文件 (CSV / Excel)', 'File (CSV / Excel)'),
+    h('input', { type: 'file', name, accept: '.csv,.xlsx,text/csv', dataset: { testid } }));
+}
+
+async function imports(box, params, ctx) {
+  const t = today();
+  const systems = ctx.can('config.view') ? ((await get('/admin/his/systems').catch(() => ({ items: [] }))).items || []) : [];
+  if (!ctx.isCurrent()) return;
+  const hisResult = h('div');
+  const bankResult = h('div');
+  const picked = (form, name) => {
+    const f = form.querySelector(`input[name=${name}]`).files[0];
+    if (!f) throw new Error(L('请选择文件', 'Choose a file'));
+    return f;
+  };
+  const hisForm = h('form', { class: 'filters', dataset: { testid: 'import-his' } },
+    systems.length
+      ? h('label', null, L('业务系统', 'Business system'), h('select', { name: 'system' },
+        systems.map((x) => h('option', { value: x.id }, `${x.name || x.id} (${x.id})`))))
+      : h('label', null, L('业务系统编码', 'Business system id'), h('input', { name: 'system', value: params.system || 'his' })),
+    h('label', null, L('账单日期', 'Bill day'), h('input', { type: 'date', name: 'date', value: params.date || t, max: t })),
+    h('label', null, L('账单类型', 'Bill type'), h('select', { name: 'bill_type' },
+      h('option', { value: '' }, L('按文件中的类型', 'As in the file')),
+      BILL_TYPES.map(([v, zh, en]) => h('option', { value: v }, L(zh, en))))),
+    fileField('file', 'his-file'),
+    h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit', dataset: { testid: 'import-his-submit' } }, L('导入', 'Import'))));
+  hisForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    importing(hisForm, hisResult, async () => {
+      const file = picked(hisForm, 'file');
+      const system = hisForm.system.value.trim();
+      const out = await upload(`/admin/his/systems/${encodeURIComponent(system)}/bill-import`,
+        { date: hisForm.date.value, bill_type: hisForm.bill_type.value, filename: file.name }, file);
+      mount(hisResult, importAnswer(L(`${out.system} ${hisForm.date.value} 账单已导入`, `${out.system} ${hisForm.date.value}: imported`), table({
+        testid: 'import-his-result', rows: out.bills || [], columns: [
+          { title: L('账单日期', 'Day'), key: 'day' },
+          { title: L('账单类型', 'Bill type'), render: (b) => { const x = BILL_TYPES.find((y) => y[0] === b.bill_type); return x ? L(x[1], x[2]) : b.bill_type; } },
+          { title: L('笔数', 'Lines'), num: true, render: (b) => int(b.count) },
+          { title: L('收款(元)', 'Paid'), num: true, render: (b) => yuan(b.paid) },
+          { title: L('退款(元)', 'Refunded'), num: true, render: (b) => yuan(b.refunded) },
+          { title: L('净额(元)', 'Net'), num: true, render: (b) => yuan(b.net) },
+        ] })));
+      toast(L('账单已导入', 'Bill imported'));
+    });
+  });
+  const bankForm = h('form', { class: 'filters', dataset: { testid: 'import-bank' } },
+    h('label', null, L('收款账户', 'Account'), h('input', { name: 'account', value: params.account || '', placeholder: L('银行账号', 'account number') })),
+    fileField('file', 'bank-file'),
+    h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit', dataset: { testid: 'import-bank-submit' } }, L('导入', 'Import'))));
+  bankForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    importing(bankForm, bankResult, async () => {
+      const account = bankForm.account.value.trim();
+      if (!account) throw new Error(L('请填写收款账户', 'Enter the account'));
+      const file = picked(bankForm, 'file');
+      const out = await upload('/admin/recon/bank-statements', { account, filename: file.name }, file);
+      mount(bankResult, importAnswer(L(`账户 ${out.account} 的流水已导入 ${out.days.length} 天`, `Account ${out.account}: ${out.days.length} day(s) imported`), table({
+        testid: 'import-bank-result', rows: out.days || [], columns: [
+          { title: L('入账日期', 'Day'), render: (d) => h('a', { href: `#/recon?date=${d.day}` }, d.day) },
+          { title: L('入账笔数', 'Credits'), num: true, render: (d) => int(d.line_count) },
+          { title: L('入账金额(元)', 'Credited'), num: true, render: (d) => yuan(d.total_paid) },
+          { title: L('结果', 'Outcome'), render: (d) => tag(d.status, d.status === 'OK' ? 'ok' : 'bad') },
+        ] })));
+      toast(L('银行流水已导入', 'Statement imported'));
+    });
+  });
+  box.appendChild(h('div', { class: 'grid cols-2e' },
+    panel(L('HIS/业务系统账单导入', 'Business system bill'), [
+      h('div', { class: 'muted panel-body' }, L('无接口的业务系统导出当日账单 (CSV/Excel，格式见文档)，导入后参与对账；同一日同一类型再次导入会替换。',
+        'A system with no interface exports the day\'s bill (CSV/Excel, documented format); importing the same day and type again replaces it.')),
+      hisForm, hisResult], { flush: true }),
+    panel(L('银行流水导入', 'Bank statement'), [
+      h('div', { class: 'muted panel-body' }, L('网银导出的收款账户流水 (CSV/Excel)，用于核对渠道结算资金到账；同一日再次导入会替换。',
+        'The account statement exported from online banking (CSV/Excel), for the fund-arrival check; a day imported again is replaced.')),
+      bankForm, bankResult], { flush: true })));
+}
+
+// Run an import from its form: the button waits, a refusal is shown in full (every row's problem).
+async function importing(form, resultBox, fn) {
+  const button = form.querySelector('button[type=submit]');
+  button.disabled = true;
+  try {
+    await fn();
+  } catch (e) {
+    const p = (e && e.problem) || {};
+    const rows = (p.errors || []).map((x) => (typeof x === 'string' ? x : Object.values(x).filter((v) => v !== null && v !== '').join(' · ')));
+    mount(resultBox, h('div', { class: 'panel-body' }, h('div', { class: 'alert bad', dataset: { testid: 'import-error' } },
+      h('div', null, h('div', { class: 'grow' }, e.message || String(e)), p.detail ? h('div', null, p.detail) : null,
+        rows.length ? h('ul', null, rows.slice(0, 30).map((r) => h('li', null, r))) : null))));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function importAnswer(title, body) {
+  return h('div', { class: 'stack panel-body' }, h('div', { class: 'alert ok' }, h('span', { class: 'grow' }, title)), body);
+}

@@ -1,15 +1,18 @@
-// 系统管理: users, roles and permissions (checkbox matrix), operation log with chain check,
-// scheduled jobs with reconciliation runs and the fetch log, sessions.
+// 系统管理: users, roles and permissions (checkbox matrix), organisation (campuses and departments),
+// operation log with chain check, export log, scheduled jobs with reconciliation runs and the fetch log,
+// sessions, the data dictionary (code tables).
 import { h, mount } from '../dom.js';
 import { get, post, put, del } from '../api.js';
 import { L } from '../i18n.js';
 import { datetime, today, addDays, int, label, DAY_STATE } from '../fmt.js';
-import { table, tabs, tag, act, dialog, toast, pager, filterBar, confirm, kv } from '../ui.js';
+import { table, tabs, tag, act, dialog, toast, pager, filterBar, confirm, kv, panel } from '../ui.js';
 
 const TABS = [
   ['users', '用户', 'Users', 'system.users'], ['roles', '角色权限', 'Roles & permissions', 'system.roles'],
-  ['oplog', '操作日志', 'Operation log', 'oplog.view'], ['jobs', '定时任务', 'Scheduled jobs', 'config.view'],
-  ['sessions', '会话', 'Sessions', null],
+  ['org', '组织机构', 'Organisation', 'config.view'],
+  ['oplog', '操作日志', 'Operation log', 'oplog.view'], ['exports', '导出日志', 'Export log', 'oplog.view'],
+  ['jobs', '定时任务', 'Scheduled jobs', 'config.view'], ['sessions', '会话', 'Sessions', null],
+  ['dicts', '数据字典', 'Data dictionary', null],
 ];
 
 export async function render(box, params, ctx) {
@@ -32,8 +35,16 @@ async function roleOptions() {
 
 const VIEWS = {
   async users(ctx, params, reload) {
-    const [res, roles] = await Promise.all([get('/system/users'), roleOptions()]);
+    const [res, roles, deps] = await Promise.all([get('/system/users'), roleOptions(),
+      get('/system/departments').catch(() => ({ items: [] }))]);
     const roleName = (id) => { const r = roles.find((x) => x.id === id); return r ? r.name : id; };
+    const depName = (id) => { const d = (deps.items || []).find((x) => x.id === id); return d ? d.name : id; };
+    // a department from the organisation's list; a name typed in before the list existed is kept
+    const depField = (current) => ((deps.items || []).length
+      ? { name: 'department', label: L('科室/部门', 'Department'), type: 'select', value: current || '',
+        options: [['', L('无', 'None')], ...deps.items.map((d) => [d.id, `${d.name} (${d.id})`]),
+          ...(current && !deps.items.some((d) => d.id === current) ? [[current, current]] : [])] }
+      : { name: 'department', label: L('科室', 'Department'), value: current || '' });
     const roleFields = (current = []) => roles.map((r) => ({ name: `role:${r.id}`, label: `${r.name} (${r.id})`, type: 'checkbox', value: current.includes(r.id) }));
     const userDialog = async (u) => {
       const out = await dialog({
@@ -41,7 +52,7 @@ const VIEWS = {
         fields: [
           u ? null : { name: 'username', label: L('用户名', 'Username'), required: true },
           { name: 'display_name', label: L('姓名', 'Name'), required: true, value: u ? u.display_name : '' },
-          { name: 'department', label: L('科室', 'Department'), value: u ? u.department || '' : '' },
+          depField(u ? u.department : ''),
           { name: 'password', label: u ? L('重置密码（留空不改）', 'New password (blank: unchanged)') : L('初始密码（留空自动生成）', 'Initial password (blank: generated)'),
             type: 'password', hint: L('首次登录须修改', 'must be changed at first login') },
           ...roleFields(u ? u.roles : []),
@@ -74,7 +85,7 @@ const VIEWS = {
       table({ testid: 'users', rows: res.items || [], rowClass: (u) => (u.locked ? 'row-bad' : (!u.enabled ? 'row-warn' : undefined)), columns: [
         { title: L('用户名', 'Username'), render: (u) => h('span', { class: 'mono' }, u.username) },
         { title: L('姓名', 'Name'), key: 'display_name' },
-        { title: L('科室', 'Department'), key: 'department' },
+        { title: L('科室', 'Department'), render: (u) => (u.department ? depName(u.department) : '—') },
         { title: L('角色', 'Roles'), render: (u) => (u.roles || []).map((r) => tag(roleName(r), 'info')) },
         { title: L('状态', 'State'), render: (u) => [yesNo(u.enabled, L('启用', 'enabled'), L('停用', 'disabled')), u.locked ? tag(L('已锁定', 'locked'), 'bad') : null] },
         { title: L('动态口令', 'TOTP'), render: (u) => yesNo(u.totp_enrolled, L('已绑定', 'enrolled'), L('未绑定', 'not enrolled')) },
@@ -165,6 +176,109 @@ const VIEWS = {
         { title: L('哈希', 'Hash'), render: (r) => (r.hash ? h('span', { class: 'mono muted', title: r.hash }, r.hash.slice(0, 10)) : '—') },
       ] }),
       pager({ total: res.total || 0, limit, offset, onChange: (off, lim) => go(values, off, lim) }));
+  },
+
+  async org(ctx, params, reload) {
+    const edit = ctx.can('config.edit');
+    const [campuses, deps] = await Promise.all([get('/admin/campuses'), get('/system/departments')]);
+    const campusName = (id) => { const c = (campuses.items || []).find((x) => x.id === id); return c ? c.name : id; };
+    const depName = (id) => { const d = (deps.items || []).find((x) => x.id === id); return d ? d.name : id; };
+    const campusDialog = async (c) => {
+      const out = await dialog({ title: c ? L('修改院区', 'Edit campus') : L('新增院区', 'Add campus'), testid: 'campus-dialog', fields: [
+        c ? null : { name: 'id', label: L('院区编码', 'Code'), required: true },
+        { name: 'name', label: L('名称', 'Name'), required: true, value: c ? c.name : '' },
+      ].filter(Boolean), onSubmit: (v) => put(`/admin/campuses/${encodeURIComponent(c ? c.id : v.id)}`, { name: v.name }) });
+      if (out) { toast(L('已保存', 'Saved')); reload(); }
+    };
+    const depDialog = async (d) => {
+      const out = await dialog({ title: d ? L(`修改科室/部门 ${d.id}`, `Edit department ${d.id}`) : L('新增科室/部门', 'Add department'),
+        testid: 'department-dialog', fields: [
+          d ? null : { name: 'id', label: L('编码', 'Code'), required: true, placeholder: 'fin-01' },
+          { name: 'name', label: L('名称', 'Name'), required: true, value: d ? d.name : '' },
+          { name: 'campus_id', label: L('院区', 'Campus'), type: 'select', value: d ? d.campus_id || '' : '',
+            options: [['', L('不限', 'None')], ...(campuses.items || []).map((c) => [c.id, `${c.name} (${c.id})`])] },
+          { name: 'parent_id', label: L('上级', 'Parent'), type: 'select', value: d ? d.parent_id || '' : '',
+            options: [['', L('无', 'None')], ...(deps.items || []).filter((x) => !d || x.id !== d.id).map((x) => [x.id, `${x.name} (${x.id})`])] },
+          { name: 'enabled', label: L('启用', 'Enabled'), type: 'checkbox', value: d ? d.enabled : true },
+        ].filter(Boolean),
+        onSubmit: (v) => put(`/system/departments/${encodeURIComponent(d ? d.id : v.id)}`,
+          { name: v.name, campus_id: v.campus_id || null, parent_id: v.parent_id || null, enabled: v.enabled }) });
+      if (out) { toast(L('已保存', 'Saved')); reload(); }
+    };
+    const removeDep = async (d) => {
+      if (!(await confirm(L('删除科室/部门', 'Delete department'), L(`删除 ${d.name} (${d.id})？`, `Delete ${d.name} (${d.id})?`), { danger: true }))) return;
+      try { await del(`/system/departments/${encodeURIComponent(d.id)}`); toast(L('已删除', 'Deleted')); reload(); } catch (e) { toast(e.message, 'bad', 6000); }
+    };
+    return h('div', { class: 'grid cols-2e panel-body' },
+      panel(L('院区', 'Campuses'), [
+        edit ? h('div', { class: 'filters' }, h('button', { class: 'primary', dataset: { testid: 'add-campus' }, onClick: () => campusDialog(null) }, L('新增院区', 'Add campus'))) : null,
+        table({ testid: 'org-campuses', rows: campuses.items || [], columns: [
+          { title: L('编码', 'Code'), render: (c) => h('span', { class: 'mono' }, c.id) },
+          { title: L('名称', 'Name'), key: 'name' },
+          { title: L('科室数', 'Departments'), num: true, render: (c) => int((deps.items || []).filter((d) => d.campus_id === c.id).length) },
+          { title: L('操作', 'Actions'), cls: 'actions', render: (c) => (edit ? h('button', { class: 'link', onClick: () => campusDialog(c) }, L('修改', 'Edit')) : '—') },
+        ] })], { flush: true }),
+      panel(L('科室/部门', 'Departments'), [
+        edit ? h('div', { class: 'filters' }, h('button', { class: 'primary', dataset: { testid: 'add-department' }, onClick: () => depDialog(null) }, L('新增科室/部门', 'Add department'))) : null,
+        table({ testid: 'org-departments', rows: deps.items || [], empty: L('尚无科室/部门', 'No departments yet'), columns: [
+          { title: L('编码', 'Code'), render: (d) => h('span', { class: 'mono' }, d.id) },
+          { title: L('名称', 'Name'), key: 'name' },
+          { title: L('院区', 'Campus'), render: (d) => (d.campus_id ? campusName(d.campus_id) : '—') },
+          { title: L('上级', 'Parent'), render: (d) => (d.parent_id ? depName(d.parent_id) : '—') },
+          { title: L('人员', 'Users'), num: true, render: (d) => int(d.users) },
+          { title: L('状态', 'State'), render: (d) => yesNo(d.enabled, L('启用', 'enabled'), L('停用', 'disabled')) },
+          { title: L('操作', 'Actions'), cls: 'actions', render: (d) => (edit ? h('span', null,
+            h('button', { class: 'link', onClick: () => depDialog(d) }, L('修改', 'Edit')),
+            h('button', { class: 'link danger', onClick: () => removeDep(d) }, L('删除', 'Delete'))) : '—') },
+        ] })], { flush: true }));
+  },
+
+  async exports(ctx, params) {
+    const t = today();
+    const values = { user: params.user || '', begin: params.begin || addDays(t, -29), end: params.end || t };
+    const limit = parseInt(params.limit || '50', 10);
+    const offset = parseInt(params.offset || '0', 10);
+    const go = (v, off = 0, lim = limit) => ctx.navigate('system', { tab: 'exports', ...v, offset: off || undefined, limit: lim });
+    const res = await get('/system/oplog', { ...values, action: 'report.export', limit, offset });
+    const q = (r) => (r.detail && r.detail.query) || {};
+    return h('div', null,
+      filterBar([
+        { name: 'user', label: L('用户', 'User') },
+        { name: 'begin', label: L('开始日期', 'From'), type: 'date' },
+        { name: 'end', label: L('结束日期', 'To'), type: 'date' },
+      ], values, (v) => go(v), { resetValues: { begin: addDays(t, -29), end: t } }),
+      table({ testid: 'exports', rows: res.items || [], empty: L('该期间无导出', 'No exports in this period'), columns: [
+        { title: L('时间', 'Time'), render: (r) => h('span', { class: 'nowrap' }, datetime(r.at)) },
+        { title: L('用户', 'User'), key: 'user' },
+        { title: 'IP', key: 'ip' },
+        { title: L('导出内容', 'What'), render: (r) => h('span', { class: 'mono' }, r.target || '—') },
+        { title: L('格式', 'Format'), render: (r) => tag(String(q(r).format || '').toUpperCase() || '—', 'info') },
+        { title: L('期间', 'Period'), render: (r) => [q(r).begin, q(r).end].filter(Boolean).join(' ~ ') || '—' },
+        { title: L('分组', 'Grouping'), render: (r) => q(r).group || '—' },
+        { title: L('接口', 'Route'), render: (r) => h('span', { class: 'muted mono' }, (r.detail && r.detail.route) || '') },
+      ] }),
+      pager({ total: res.total || 0, limit, offset, onChange: (off, lim) => go(values, off, lim) }));
+  },
+
+  async dicts(ctx, params) {
+    const res = await get('/system/dictionaries');
+    const items = res.items || [];
+    const pickedKey = items.some((d) => d.key === params.dict) ? params.dict : '';
+    const shown = pickedKey ? items.filter((d) => d.key === pickedKey) : items;
+    const chips = h('div', { class: 'chips' },
+      h('span', { class: pickedKey ? 'chip' : 'chip on', onClick: () => ctx.navigate('system', { tab: 'dicts' }) }, L('全部', 'All'),
+        h('span', { class: 'n' }, String(items.length))),
+      items.map((d) => h('span', { class: d.key === pickedKey ? 'chip on' : 'chip', dataset: { dict: d.key },
+        onClick: () => ctx.navigate('system', { tab: 'dicts', dict: d.key }) }, L(d.name_zh, d.name_en),
+      h('span', { class: 'n' }, String(d.entries.length)))));
+    return h('div', { dataset: { testid: 'dictionaries' } },
+      h('div', { class: 'filters' }, chips),
+      h('div', { class: 'dicts' }, shown.map((d) => panel(h('span', null, L(d.name_zh, d.name_en), ' ',
+        h('span', { class: 'muted mono' }, d.key)), table({ rows: d.entries, columns: [
+        { title: L('代码', 'Code'), render: (e) => h('span', { class: 'mono' }, e.code) },
+        { title: '中文', key: 'label_zh' },
+        { title: 'English', key: 'label_en' },
+      ] }), { flush: true, testid: `dict-${d.key}` }))));
   },
 
   async jobs(ctx) {
