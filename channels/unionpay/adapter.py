@@ -57,6 +57,7 @@ from .wire import (
     embedded_txn_time,
     format_txn_time,
     last_date_with_mmdd,
+    settle_date_of,
     resp_message,
     undo_order_id,
     valid_order_id,
@@ -346,7 +347,8 @@ class UnionPayChannel(ChannelAdapter):
         """The settlement file of one settlement day (清算日, 23:00 the day before to 23:00)."""
         now = dt.datetime.now(CST)
         mmdd = bill_date.strftime("%m%d")
-        if last_date_with_mmdd(mmdd, now.date()) != bill_date:
+        # The current 清算日 runs to 23:00, so after 23:00 it is already tomorrow's date.
+        if last_date_with_mmdd(mmdd, settle_date_of(now)) != bill_date:
             raise ValidationFailed(f"settleDate is sent as MMDD: {bill_date} is in the future or a year or "
                                    "more ago", channel=CHANNEL)
         ans = await self.client.file_transfer(mmdd, format_txn_time(now))

@@ -1,10 +1,13 @@
 """The UnionPay simulator's driver for the channel conformance kit."""
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 
 from gateway.channel import TradeStatus
 from gateway.testing.conformance import SimulatorDriver
+
+from .wire import settle_date_of
 
 _CODES = {"success": "1234", "decline": "9011", "paying_then_success": "9001", "paying_forever": "9004"}
 # Consume, undo and refund share one ACP endpoint; query has its own.
@@ -15,6 +18,9 @@ _KINDS = {"timeout": {"kind": "timeout", "delay_seconds": 5}, "http_error": {"ki
 
 
 class UnionPayDriver(SimulatorDriver):
+    def bill_date(self, moment: dt.datetime) -> dt.date:
+        return settle_date_of(moment)  # after 23:00 a trade belongs to the next 清算日
+
     def auth_code(self, outcome: str) -> str:
         return "62" + "".join(secrets.choice("0123456789") for _ in range(13)) + _CODES[outcome]
 

@@ -255,7 +255,8 @@ async def test_bill_edges(channel: UnionPayChannel, make_channel: MakeChannel, c
     empty = await channel.download_bill(today - dt.timedelta(days=3))  # a day without trades
     assert empty.total_count == 0 and empty.lines == []
     with pytest.raises(ValidationFailed):
-        await channel.download_bill(today + dt.timedelta(days=1))  # MMDD would name last year's day
+        # MMDD would name last year's day (two days ahead: after 23:00 tomorrow is already the 清算日)
+        await channel.download_bill(today + dt.timedelta(days=2))
     with pytest.raises(ValidationFailed):
         await channel.download_bill(today - dt.timedelta(days=400))
     await control("POST", "/settings", {"bill_unavailable": [today.strftime("%m%d")]})
