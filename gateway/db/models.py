@@ -635,6 +635,7 @@ class ReconLine(Base):
     method: Mapped[str | None] = mapped_column(String(16), nullable=True)
     operator: Mapped[str | None] = mapped_column(String(64), nullable=True)
     entry: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    business_type: Mapped[str | None] = mapped_column(String(40), nullable=True)  # platform lines
     occurred_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
 

@@ -48,7 +48,7 @@ async def seed_history(core: Core, *, his_system: str, transactions: int = 400) 
             batches[(r["day"], "platform", "ledger", "")].append({
                 "txn_id": r["txn_id"], "kind": r["kind"], "amount": r["amount"], "status": r["status"],
                 "his_serial": None, "channel_trade_no": None, "channel": r["channel"], "order_ref": r["order_ref"],
-                "method": "code", "operator": "cashier-07", "entry": "window-3"})
+                "method": "code", "operator": "cashier-07", "entry": "window-3", "business_type": "outpatient"})
         for r in his.iter_rows(named=True):
             batches[(r["day"], "his", his_system, "outpatient_settlement")].append({
                 "txn_id": r["txn_id"], "kind": r["kind"], "amount": r["amount"], "status": r["status"],

@@ -30,7 +30,8 @@ class ReconScheduler(PeriodicWorker):
         now = dt.datetime.now(CHINA)
         today = now.date()
         done = 0
-        if s.recon_t0_interval_seconds > 0:
+        reconciling = [x for x in await self.core.his.enabled_systems() if x.options.reconcile]
+        if s.recon_t0_interval_seconds > 0 and reconciling:  # T+0 is HIS × platform: nothing to do without a HIS
             slot = int(now.timestamp() // s.recon_t0_interval_seconds)
             done += await self._claimed(today, "t0", f"T0{today:%Y%m%d}{slot % 100000:05d}")
         hour, minute = (int(x) for x in s.recon_t1_after.split(":"))

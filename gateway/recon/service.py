@@ -71,7 +71,9 @@ class ReconService:
             step("match", 0, 1)
             wanted = ("platform", "his") if mode == "t0" else ("platform", "his", "channel")
             lines = await sources.load_lines(core, days, wanted)
-            rows, counts = classify(lines, day=day, window_days=k, two_way=mode == "t0")
+            stand_ins = await self._stand_ins(lines)
+            rows, counts = classify({**lines, "his": [*lines["his"], *stand_ins]}, day=day, window_days=k,
+                                    two_way=mode == "t0")
             step("match", 1, 1)
             step("record", 0, 1)
             recorded = await self._record(day, run_id, rows)
@@ -85,7 +87,8 @@ class ReconService:
                       for src in wanted}
             failed = [f.as_dict() for f in fetches if f.status == "FAILED"]
             summary = {"classes": counts, "totals": totals, "fetches": [f.as_dict() for f in fetches],
-                       "complete": not failed, "arrivals": arrivals, **recorded}
+                       "complete": not failed, "arrivals": arrivals,
+                       "without_business_system": sum(1 for x in stand_ins if x["kind"] == "payment"), **recorded}
         except Exception as exc:
             await finish_run(core, run_id, exc=exc)
             raise
@@ -94,6 +97,20 @@ class ReconService:
                                                                       "classes": counts})
         await self._notify(run_id, day, mode, summary)
         return await self.run_out(run_id)
+
+    async def _stand_ins(self, lines: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Payments no reconciling business system owns (parking, canteen … without a system) have no
+        HIS side: they are matched ledger × channel, with stand-in HIS lines copied from the ledger
+        (in memory only, never stored or reported)."""
+        systems = [s for s in await self.core.his.enabled_systems() if s.options.reconcile]
+        owned = {bt for s in systems for bt in s.business_types}
+        if "*" in owned:
+            return []
+        free = {x["txn_id"] for x in lines["platform"] if x["kind"] == "payment" and not x.get("order_ref")
+                and x.get("business_type") not in owned}
+        return [{**x, "his_serial": f"-{x['txn_id']}", "status": "normal" if x["status"] == "SUCCEEDED" else "cancelled"}
+                for x in lines["platform"]
+                if x["txn_id"] in free or (x["kind"] == "refund" and x.get("order_ref") in free)]
 
     async def _notify(self, run_id: str, day: dt.date, mode: str, summary: dict[str, Any]) -> None:
         """Tell the people responsible of new differences and of bills that could not be fetched."""

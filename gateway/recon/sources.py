@@ -108,13 +108,13 @@ async def platform_lines(core: Core, day: dt.date) -> list[dict[str, Any]]:
         pays = (await s.execute(
             select(Payment.id, Payment.amount, Payment.status, Payment.channel, Payment.channel_trade_no,
                    Payment.paid_at, Payment.created_at, Payment.method, Payment.operator, Payment.entry,
-                   Payment.his_system)
+                   Payment.his_system, Payment.business_type)
             .where(or_(and_(Payment.paid_at >= start, Payment.paid_at < end),
                        and_(Payment.paid_at.is_(None), Payment.created_at >= start, Payment.created_at < end))))).all()
         refs = (await s.execute(
             select(Refund.id, Refund.payment_id, Refund.amount, Refund.status, Refund.channel_refund_no,
                    Refund.refunded_at, Refund.created_at, Refund.operator, Payment.channel, Payment.method,
-                   Payment.entry)
+                   Payment.entry, Payment.business_type)
             .join(Payment, Payment.id == Refund.payment_id)
             .where(or_(and_(Refund.refunded_at >= start, Refund.refunded_at < end),
                        and_(Refund.refunded_at.is_(None), Refund.created_at >= start, Refund.created_at < end))))).all()
@@ -130,10 +130,10 @@ async def platform_lines(core: Core, day: dt.date) -> list[dict[str, Any]]:
               "status": MONEY_MOVED if p.status in PAID_STATUSES else p.status,
               "his_serial": None, "channel_trade_no": p.channel_trade_no, "channel": p.channel,
               "order_ref": charges.get(p.id), "method": p.method, "operator": p.operator, "entry": p.entry,
-              "occurred_at": p.paid_at or p.created_at} for p in pays]
+              "business_type": p.business_type, "occurred_at": p.paid_at or p.created_at} for p in pays]
     lines += [{"txn_id": r.id, "kind": "refund", "amount": r.amount, "status": r.status, "his_serial": None,
                "channel_trade_no": r.channel_refund_no, "channel": r.channel, "order_ref": r.payment_id,
-               "method": r.method, "operator": r.operator, "entry": r.entry,
+               "method": r.method, "operator": r.operator, "entry": r.entry, "business_type": r.business_type,
                "occurred_at": r.refunded_at or r.created_at} for r in refs]
     return lines
 
@@ -285,7 +285,7 @@ async def load_lines(core: Core, days: list[dt.date], sources: tuple[str, ...]) 
     """Stored lines of ``days`` per source, as plain dicts (with their day)."""
     cols = [_L.c.day, _L.c.source, _L.c.source_id, _L.c.bill_type, _L.c.txn_id, _L.c.kind, _L.c.amount, _L.c.fee,
             _L.c.status, _L.c.his_serial, _L.c.channel_trade_no, _L.c.channel, _L.c.order_ref, _L.c.method,
-            _L.c.operator, _L.c.entry, _L.c.occurred_at]
+            _L.c.operator, _L.c.entry, _L.c.business_type, _L.c.occurred_at]
     out: dict[str, list[dict[str, Any]]] = {s: [] for s in sources}
     async with core.rsm() as s:
         res = await s.execute(select(*cols).where(_L.c.day.in_(days), _L.c.source.in_(sources)))

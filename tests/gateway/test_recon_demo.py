@@ -8,9 +8,11 @@ from gateway.recon.demo_data import CENTRES, seed_history
 from gateway.recon.synth import generate_day
 from gateway.timeutil import local_today
 from tests.conftest import Gateway
+from tests.gateway.test_his_flow import hgw, his_sim  # noqa: F401  (a HIS owning outpatient payments)
 
 
-async def test_generated_days_show_each_class_and_exactly_the_injected_differences(gw: Gateway) -> None:
+async def test_generated_days_show_each_class_and_exactly_the_injected_differences(hgw: Gateway) -> None:
+    gw = hgw
     made = await seed_history(gw.core, his_system="his", transactions=400)
     today = local_today()
     assert len(made["days"]) == 6

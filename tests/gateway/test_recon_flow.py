@@ -298,3 +298,20 @@ async def test_scheduler_runs_each_slot_once_across_processes(hgw: Gateway, his_
     yesterday = (local_today() - dt.timedelta(days=1)).isoformat()
     assert modes == sorted([("t0", local_today().isoformat()), ("t1", yesterday)])
     assert all(r["actor"] == "system:scheduler" for r in runs["items"])
+
+
+async def test_payments_no_business_system_owns_are_matched_against_the_channel_only(
+        hgw: Gateway, his_sim: Any) -> None:
+    today = local_today()
+    # Parking has no business system here: no HIS record is expected of it.
+    status, parking = await hgw.client.post("/v1/payments", pay_body(amount=600, business_type="parking"))
+    assert status == 200 and parking["status"] == "SUCCEEDED", parking
+    status, orphan = await hgw.client.post("/v1/payments", pay_body(amount=700))  # outpatient: the HIS owns it
+    assert status == 200 and orphan["status"] == "SUCCEEDED", orphan
+    for mode in ("t0", "t1"):
+        status, run = await hgw.admin.post("/v1/admin/recon/runs", {"date": today.isoformat(), "mode": mode})
+        assert status == 201, run
+        assert run["summary"]["without_business_system"] == 1
+        assert run["summary"]["totals"]["his"]["count"] == 0  # stand-ins are never reported as HIS lines
+    _, listed = await hgw.admin.get(f"/v1/admin/recon/diffs?date={today.isoformat()}")
+    assert {d["txn_id"]: d["class"] for d in listed["items"]} == {orphan["payment_id"]: "long"}

@@ -90,6 +90,7 @@ def upgrade() -> None:
     sa.Column('method', sa.String(length=16), nullable=True),
     sa.Column('operator', sa.String(length=64), nullable=True),
     sa.Column('entry', sa.String(length=64), nullable=True),
+    sa.Column('business_type', sa.String(length=40), nullable=True),
     sa.Column('occurred_at', gateway.db.models.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
