@@ -1,5 +1,12 @@
 """The baseline: a bare aiohttp handler making the same upstream call as the gateway,
-through the same adapter, with no authentication, ledger, log or resolver."""
+through the same adapter, with no authentication, ledger, log or resolver.
+
+It runs on the same event loop as the gateway (uvloop where installed) and, when the
+gateway runs several workers, as as many processes sharing the port (SO_REUSEPORT),
+so that the comparison is of the work done, not of how it is served.
+
+    python bench/_baseline_server.py CHANNEL PORT CONFIG_JSON [--reuse-port]
+"""
 from __future__ import annotations
 
 import json
@@ -10,10 +17,11 @@ import orjson
 from aiohttp import web
 
 from gateway.channel import Method, PayRequest
+from gateway.cli import loop_factory
 from gateway.plugins import build_plugin_manager, build_registry
 
 
-def main(channel: str, port: int, config_path: str) -> None:
+def main(channel: str, port: int, config_path: str, reuse_port: bool) -> None:
     cls = build_registry(build_plugin_manager()[0]).channels[channel]
     with open(config_path, encoding="utf-8") as fh:
         config = cls.config_model.model_validate(json.load(fh))
@@ -36,8 +44,10 @@ def main(channel: str, port: int, config_path: str) -> None:
     app = web.Application()
     app.cleanup_ctx.append(ctx)
     app.router.add_post("/pay", pay)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    factory = loop_factory("auto")
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, reuse_port=reuse_port or None,
+                loop=factory() if factory else None)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3], "--reuse-port" in sys.argv[4:])

@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
@@ -159,19 +160,44 @@ async def prepare_gateway(data_dir: Path, db_url: str | None, redis_url: str | N
         await core.stop()
 
 
+def start_baseline(channel: str, cfg_path: Path, workers: int) -> tuple[int, list[subprocess.Popen]]:
+    port = free_port()
+    cmd = [sys.executable, str(ROOT / "bench" / "_baseline_server.py"), channel, str(port), str(cfg_path)]
+    if workers > 1:
+        cmd.append("--reuse-port")
+    return port, [subprocess.Popen(cmd, cwd=ROOT) for _ in range(workers)]
+
+
+def stop(procs: list[subprocess.Popen], sig: int = signal.SIGTERM) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(sig)
+    for p in procs:
+        try:
+            p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 async def run_backend(name: str, db_url: str | None, redis_url: str | None, args: argparse.Namespace,
-                      sim: dict, baseline: Target, procs: list[subprocess.Popen], channel: str) -> dict:
+                      sim: dict, cfg_path: Path, procs: list[subprocess.Popen], channel: str, workers: int) -> dict:
+    """Baseline and gateway, each run with ``workers`` processes, measured one after the other."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"yinyi-bench-{name}-"))
     app = await prepare_gateway(data_dir, db_url, redis_url, sim, channel)
+    base_port, base_procs = start_baseline(channel, cfg_path, workers)
+    procs.extend(base_procs)
+    await wait_http(f"http://127.0.0.1:{base_port}/pay")
+    baseline = Target(f"http://127.0.0.1:{base_port}", "/pay", None, success_code_maker(channel))
     port = free_port()
     env = dict(os.environ, YINYI_DATA_DIR=str(data_dir), YINYI_PORT=str(port), YINYI_HOST="127.0.0.1",
-               YINYI_LOG_BODIES="true")
+               YINYI_LOG_BODIES="true", YINYI_WORKERS=str(workers))
     if db_url:
         env["YINYI_DATABASE_URL"] = db_url
     if redis_url:
         env["YINYI_REDIS_URL"] = redis_url
-    gw_proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "gateway", "serve"]
+    gw_proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=(data_dir / "gateway.log").open("wb"))
     procs.append(gw_proc)
     await wait_http(f"http://127.0.0.1:{port}/v1/health")
     gateway = Target(f"http://127.0.0.1:{port}", "/v1/payments", app, baseline.code)
@@ -183,11 +209,11 @@ async def run_backend(name: str, db_url: str | None, redis_url: str | None, args
         base_lat = await open_loop(baseline, args.seconds, args.rate)
         gw_lat = await open_loop(gateway, args.seconds, args.rate)
     finally:
-        gw_proc.terminate()
-        gw_proc.wait(10)
+        stop([gw_proc])
+        stop(base_procs)
     return {
-        "channel": channel, "backend": name, "baseline_tps": base_tp, "gateway_tps": gw_tp, "ratio": gw_tp / base_tp,
-        "rate": args.rate,
+        "channel": channel, "backend": name, "workers": workers, "baseline_tps": base_tp, "gateway_tps": gw_tp,
+        "ratio": gw_tp / base_tp, "rate": args.rate,
         "baseline_p50_ms": pct(base_lat, 50), "baseline_p99_ms": pct(base_lat, 99),
         "gateway_p50_ms": pct(gw_lat, 50), "gateway_p99_ms": pct(gw_lat, 99),
         "added_p50_ms": pct(gw_lat, 50) - pct(base_lat, 50), "added_p99_ms": pct(gw_lat, 99) - pct(base_lat, 99),
@@ -204,45 +230,37 @@ async def main() -> int:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--redis", default=os.environ.get("YINYI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/4"))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="processes for the gateway and, alike, the baseline on PostgreSQL+Redis "
+                         "(default: one per CPU, as deployed); SQLite runs one of each")
     args = ap.parse_args()
     procs: list[subprocess.Popen] = []
     results = []
     try:
         for channel in args.channels.split(","):
-            sim_port, base_port = free_port(), free_port()
             sim_proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_sim_server.py"), channel,
-                                         str(sim_port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                                         str(free_port())], cwd=ROOT, stdout=subprocess.PIPE, text=True)
             procs.append(sim_proc)
             sim = json.loads(sim_proc.stdout.readline())  # type: ignore[union-attr]
             cfg_path = Path(tempfile.mkstemp(suffix=".json")[1])
             cfg_path.write_text(json.dumps(sim["merchants"][0]))
-            base_proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_baseline_server.py"), channel,
-                                          str(base_port), str(cfg_path)], cwd=ROOT)
-            procs.append(base_proc)
-            await wait_http(f"http://127.0.0.1:{base_port}/pay")
-            baseline = Target(f"http://127.0.0.1:{base_port}", "/pay", None, success_code_maker(channel))
             for name in args.db.split(","):
-                if name == "sqlite":
-                    results.append(await run_backend("sqlite", None, None, args, sim, baseline, procs, channel))
+                if name == "sqlite":  # the embedded default is one process by design
+                    results.append(await run_backend("sqlite", None, None, args, sim, cfg_path, procs, channel, 1))
                 elif name == "postgres":
-                    results.append(await run_backend("postgres+redis", PG_URL, args.redis, args, sim, baseline,
-                                                     procs, channel))
-            for p in (sim_proc, base_proc):
-                p.terminate()
-                p.wait(10)
+                    results.append(await run_backend("postgres+redis", PG_URL, args.redis, args, sim, cfg_path,
+                                                     procs, channel, args.workers))
+            stop([sim_proc])
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(10)
+        stop(procs)
     ok = True
     print("\npayment round trip (create + pay by payment code), gateway vs bare-handler baseline, same run")
-    print(f"{'channel':<11}{'backend':<16}{'base tps':>10}{'gw tps':>9}{'ratio':>7}  @{args.rate:.0f}/s: "
+    print(f"{'channel':<11}{'backend':<16}{'procs':>6}{'base tps':>10}{'gw tps':>9}{'ratio':>7}  @{args.rate:.0f}/s: "
           f"{'base p50':>9}{'base p99':>9}{'gw p50':>8}{'gw p99':>8}{'+p50':>7}{'+p99':>7}  verdict")
     for r in results:
         good = r["ratio"] >= 0.40 and r["added_p99_ms"] < 15.0
         ok &= good
-        print(f"{r['channel']:<11}{r['backend']:<16}{r['baseline_tps']:>10.1f}{r['gateway_tps']:>9.1f}{r['ratio']:>7.2f}  "
+        print(f"{r['channel']:<11}{r['backend']:<16}{r['workers']:>6}{r['baseline_tps']:>10.1f}{r['gateway_tps']:>9.1f}{r['ratio']:>7.2f}  "
               f"{'':>{len(str(int(args.rate))) + 3}}{r['baseline_p50_ms']:>9.2f}{r['baseline_p99_ms']:>9.2f}"
               f"{r['gateway_p50_ms']:>8.2f}{r['gateway_p99_ms']:>8.2f}{r['added_p50_ms']:>7.2f}"
               f"{r['added_p99_ms']:>7.2f}  {'meets targets' if good else 'MISSES targets'}")
@@ -253,4 +271,8 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    from gateway.cli import loop_factory
+
+    # The load generator runs on the same loop as the servers (uvloop where installed).
+    with asyncio.Runner(loop_factory=loop_factory("auto")) as runner:
+        raise SystemExit(runner.run(main()))

@@ -51,19 +51,51 @@ def migrate() -> None:
 @cli.command()
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)
-def serve(host: str | None, port: int | None) -> None:
+@click.option("--workers", type=int, default=None,
+              help="Processes sharing the port (default: the workers setting, 1); more than one needs "
+                   "PostgreSQL and Redis, since the embedded SQLite file and in-process locks are per process")
+@click.option("--reuse-port", is_flag=True, hidden=True, help="Bind with SO_REUSEPORT (set for each worker)")
+def serve(host: str | None, port: int | None, workers: int | None, reuse_port: bool) -> None:
     """Run the gateway."""
-    from aiohttp import web
-
-    from .api.app import create_app
-
     overrides: dict[str, Any] = {}
     if host:
         overrides["host"] = host
     if port:
         overrides["port"] = port
-    settings = Settings(**overrides) if overrides else _settings()
-    web.run_app(create_app(core=_core(settings)), host=settings.host, port=settings.port, access_log=None)
+    if workers:
+        overrides["workers"] = workers
+    try:
+        settings = Settings(**overrides) if overrides else _settings()
+    except Exception as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from exc
+    if settings.workers > 1:
+        if settings.is_sqlite or not settings.redis_url:
+            raise click.ClickException(
+                "several workers share state through the database and Redis: set YINYI_DATABASE_URL to "
+                "PostgreSQL and YINYI_REDIS_URL, or run one worker on the embedded defaults")
+        from .supervisor import run_workers
+
+        raise SystemExit(run_workers(settings))
+    from aiohttp import web
+
+    from .api.app import create_app
+
+    factory = loop_factory(settings.event_loop)
+    web.run_app(create_app(core=_core(settings)), host=settings.host, port=settings.port, access_log=None,
+                reuse_port=reuse_port or None, loop=factory() if factory else None)
+
+
+def loop_factory(choice: str):  # type: ignore[no-untyped-def]
+    """The event loop factory for ``choice`` (auto: uvloop where it is installed)."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise click.ClickException("event_loop=uvloop but uvloop is not installed") from None
+        return None
+    return uvloop.new_event_loop
 
 
 @cli.group()

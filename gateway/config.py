@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(default=None, description="Fernet key encrypting secrets at rest")
     host: str = "127.0.0.1"
     port: int = 8080
+    workers: int = Field(default=1, ge=1, le=64,
+                         description="Gateway processes sharing the port (more than one needs PostgreSQL and Redis)")
+    event_loop: str = Field(default="auto", pattern="^(auto|asyncio|uvloop)$",
+                            description="Event loop: uvloop when installed (auto), or the standard asyncio loop")
     public_base_url: str | None = Field(default=None, description="Base URL channels use to reach /v1/notify")
     signature_window_seconds: int = Field(default=300, ge=30, le=3600)
     resolver_enabled: bool = True
@@ -116,7 +120,8 @@ class Settings(BaseSettings):
     disabled_channels: list[str] = Field(default_factory=list)
     trace_hooks: bool = False
     log_bodies: bool = True
-    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(default=20, ge=1, description="Connections kept open per process (PostgreSQL); "
+                              "half as many again may open under bursts")
 
     @field_validator("database_url")
     @classmethod

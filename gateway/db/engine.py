@@ -39,7 +39,9 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
 
         return engine
     # No pre-ping (a round trip per checkout); connections are recycled instead.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    # Connections beyond the pool are opened and closed per use (costly): the pool is sized to
+    # hold the usual concurrency, the overflow absorbs bursts.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=max(1, pool_size // 2), pool_recycle=1800)
 
 
 def make_read_engine(url: str, write_engine: AsyncEngine, pool_size: int = 10) -> AsyncEngine:

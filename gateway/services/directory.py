@@ -1,6 +1,7 @@
 """Caller apps, campuses and merchants, and the adapter instance for each merchant."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -52,6 +53,7 @@ class Directory:
         self.http = http
         self._apps: dict[str, tuple[float, AppInfo | None]] = {}
         self._adapters: dict[str, tuple[float, str, ChannelAdapter]] = {}
+        self._adapter_loads: dict[str, asyncio.Future[ChannelAdapter]] = {}
         self._merchants: dict[str, tuple[float, list[Merchant]]] = {}
         self._entries: dict[str, tuple[float, dict[str, Entry]]] = {}
         self._switches: tuple[float, dict[str, ChannelSetting]] | None = None
@@ -246,10 +248,21 @@ class Directory:
         hit = self._adapters.get(merchant_id)
         if hit and now - hit[0] < _CACHE_TTL:
             return hit[2]
+        # One look-up per merchant at a time: a burst arriving as the entry expires (or at
+        # start-up) waits for it rather than loading the same keys once per request.
+        pending = self._adapter_loads.get(merchant_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load_adapter(merchant_id, hit))
+            self._adapter_loads[merchant_id] = pending
+            pending.add_done_callback(lambda _f: self._adapter_loads.pop(merchant_id, None))
+        return await asyncio.shield(pending)
+
+    async def _load_adapter(self, merchant_id: str, hit: tuple[float, str, ChannelAdapter] | None) -> ChannelAdapter:
         async with self.rsm() as s:
             m = await s.get(Merchant, merchant_id)
         if m is None:
             raise NoMerchant(f"merchant {merchant_id!r} does not exist")
+        now = time.monotonic()
         digest = hashlib.sha256(m.config_enc.encode()).hexdigest()
         if hit and hit[1] == digest:
             self._adapters[merchant_id] = (now, digest, hit[2])

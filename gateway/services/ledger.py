@@ -14,7 +14,7 @@ from typing import Any
 
 from functools import lru_cache
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import String, bindparam, cast, exists, false, func, insert, null, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -70,6 +70,56 @@ def _transition_stmt(fields: tuple[str, ...]) -> Any:
             .returning(*_PAY_COLS))
 
 
+# --- PostgreSQL: a change and its event in one statement --------------------------------
+# Data-modifying statements in WITH run exactly once whether or not the outer statement
+# reads them, all under one snapshot, and the whole statement commits or fails as one:
+# one round trip instead of BEGIN, two or three statements and COMMIT.
+_EVT_COLS = ["payment_id", "refund_id", "from_status", "to_status", "source", "operator", "detail", "created_at"]
+
+
+def _event_params(prefix: str) -> list[Any]:
+    return [bindparam(f"{prefix}from", type_=String), bindparam(f"{prefix}to", type_=String),
+            bindparam(f"{prefix}source", type_=String), bindparam(f"{prefix}operator", type_=String),
+            bindparam(f"{prefix}detail", type_=_EVT.c.detail.type),
+            bindparam(f"{prefix}created_at", type_=_EVT.c.created_at.type)]
+
+
+@lru_cache(maxsize=16)
+def _pg_intent_stmt(writeback_keys: tuple[str, ...] | None) -> Any:
+    """INSERT the payment (and its write-back) with its first event."""
+    p = _PAY.insert().values({c.key: bindparam(f"p_{c.key}", type_=c.type) for c in _PAY_COLS}).cte("p")
+    e = _EVT.insert().from_select(_EVT_COLS, select(
+        bindparam("p_id", type_=String), cast(null(), String), *_event_params("e_")))
+    e = e.add_cte(p)
+    if writeback_keys is not None:  # columns left out take their defaults
+        w = _WB.insert().values({k: bindparam(f"w_{k}", type_=_WB.c[k].type) for k in writeback_keys}).cte("w")
+        e = e.add_cte(w)
+    return e
+
+
+@lru_cache(maxsize=256)
+def _pg_transition_stmt(fields: tuple[str, ...], writeback: str | None) -> Any:
+    """UPDATE the payment from its expected status, append the event, and make its
+    write-back due (``activate``) or cancel it, returning the updated row (none: lost)."""
+    u = _transition_stmt(fields).cte("u")
+    e = _EVT.insert().from_select(_EVT_COLS, select(
+        u.c.id, cast(null(), String), *_event_params("e_"))).cte("e")
+    stmt = select(*u.c).add_cte(e)
+    if writeback is not None:
+        cond = [_WB.c.payment_id == bindparam("k_id"), _WB.c.kind == "payment", _WB.c.status == "WAITING",
+                exists(select(u.c.id))]
+        if writeback == "activate":
+            # Success after the caller closed or reversed it: the patient may have paid twice.
+            late = func.coalesce(select(or_(u.c.gave_up_at.is_not(None), u.c.reverse_requested))
+                                 .scalar_subquery(), false())
+            w = update(_WB).where(*cond).values(status="PENDING", next_attempt_at=bindparam("k_now"), late=late,
+                                                updated_at=bindparam("k_now"))
+        else:
+            w = update(_WB).where(*cond).values(status="CANCELLED", updated_at=bindparam("k_now"))
+        stmt = stmt.add_cte(w.cte("w"))
+    return stmt
+
+
 def _payment(row: Any) -> Payment:
     return Snapshot(dict(row._mapping))  # type: ignore[return-value]
 
@@ -120,6 +170,20 @@ class Ledger:
 
         Returns (payment, True) or the existing one and False."""
         values = {c.key: getattr(row, c.key) for c in _PAY_COLS}
+        if self.writer.multi_statement_cte:
+            params = {f"p_{k}": v for k, v in values.items()}
+            params.update(e_from=None, e_to=row.status, e_source="api", e_operator=row.operator,
+                          e_detail={"amount": row.amount, "channel": row.channel}, e_created_at=row.created_at)
+            if writeback is not None:
+                params.update({f"w_{k}": v for k, v in writeback.items()})
+            try:
+                await self.writer.run_one(_pg_intent_stmt(tuple(sorted(writeback)) if writeback else None), params)
+                return row, True
+            except IntegrityError:
+                existing = await self.payment_by_out_trade_no(row.app_id, row.out_trade_no)
+                if existing is None:  # pragma: no cover - the unique key just told us it exists
+                    raise RuntimeError("payment vanished after a unique-key conflict") from None
+                return existing, False
 
         def tx(conn: Connection) -> None:
             conn.execute(_INSERT_PAYMENT, values)
@@ -150,9 +214,13 @@ class Ledger:
 
     async def transition_payment(self, payment_id: str, frm: str, to: str, *, source: str,
                                  operator: str | None = None, detail: dict[str, Any] | None = None,
-                                 **fields: Any) -> Payment | None:
+                                 prior: Payment | None = None, **fields: Any) -> Payment | None:
         """Apply one transition. Returns the updated payment, or None if its status was
-        no longer ``frm`` (someone else moved it first)."""
+        no longer ``frm`` (someone else moved it first).
+
+        ``prior`` is the payment as the caller last read it: its creation-time fields
+        (notify URL) tell whether the change queues a callback; without it the ledger
+        assumes it may."""
         check_payment(frm, to)
         now = utcnow()
         if PaymentStatus(to) not in PAYMENT_OPEN:
@@ -162,6 +230,18 @@ class Ledger:
         stmt = _transition_stmt(tuple(sorted(fields)))
         params = {"k_id": payment_id, "k_from": frm, "k_to": to, "k_now": now,
                   **{f"v_{k}": v for k, v in fields.items()}}
+        if (self.writer.multi_statement_cte and prior is not None
+                and not (prior.notify_url and PaymentStatus(to) in CALLBACK_PAYMENT_STATES)):
+            wb = ("activate" if to == PaymentStatus.SUCCEEDED else
+                  "cancel" if PaymentStatus(to) in (PaymentStatus.FAILED, PaymentStatus.CLOSED,
+                                                    PaymentStatus.REVERSED) else None)
+            params.update(e_from=frm, e_to=to, e_source=source, e_operator=operator, e_detail=detail or {},
+                          e_created_at=now)
+            row = await self.writer.run_one(_pg_transition_stmt(tuple(sorted(fields)),
+                                                                wb if prior.his_system else None), params)
+            if row is None:
+                return None
+            return await self._transitioned(row, payment_id, frm, to, source, operator, detail)
 
         def tx(conn: Connection) -> Any:
             row = conn.execute(stmt, params).first()
@@ -187,6 +267,10 @@ class Ledger:
             row = await self.writer.run(tx, durable=source == "manual")
         except _Lost:
             return None
+        return await self._transitioned(row, payment_id, frm, to, source, operator, detail)
+
+    async def _transitioned(self, row: Any, payment_id: str, frm: str, to: str, source: str, operator: str | None,
+                            detail: dict[str, Any] | None) -> Payment:
         payment = _payment(row)
         d = detail or {}
         await self._emit({"kind": "payment", "payment_id": payment_id, "refund_id": None, "from_status": frm,

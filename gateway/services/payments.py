@@ -132,11 +132,12 @@ class PaymentService:
         except UpstreamError as exc:
             await self.ledger.transition_payment(
                 payment.id, PS.CREATED, PS.UNKNOWN, source="api", detail={"error": exc.code, "message": str(exc)},
+                prior=payment,
                 error_code=exc.code, next_check_at=utcnow() + dt.timedelta(seconds=2))
             return await self._maybe_wait(await self._reload(payment.id), req.wait_seconds)
         except YinyiError as exc:
             # Refused before the channel did anything (capability, configuration).
-            await self.ledger.transition_payment(payment.id, PS.CREATED, PS.FAILED, source="api",
+            await self.ledger.transition_payment(payment.id, PS.CREATED, PS.FAILED, source="api", prior=payment,
                                                  detail={"error": exc.code}, error_code=exc.code,
                                                  error_message=str(exc)[:256])
             raise
@@ -190,7 +191,7 @@ class PaymentService:
             elif target == PS.FAILED:
                 fields.update(error_code=result.error_code, error_message=(result.error_message or "")[:256])
             ok = await self.ledger.transition_payment(
-                payment.id, payment.status, target, source=source,
+                payment.id, payment.status, target, source=source, prior=payment,
                 detail={"channel_status": result.status.value, "channel_trade_no": result.channel_trade_no,
                         "error_code": result.error_code}, **fields)
             if not ok:
@@ -212,6 +213,7 @@ class PaymentService:
             await self.ledger.update_payment(payment.id, expect_status=PS.PAYING, **fields)
             return None
         return await self.ledger.transition_payment(payment.id, payment.status, PS.PAYING, source=source,
+                                                    prior=payment,
                                                     detail={"channel_status": result.status.value}, **fields)
 
     async def _contradiction(self, payment: Payment, result: PayResult, source: str) -> None:
