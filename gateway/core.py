@@ -11,7 +11,7 @@ import pluggy
 
 from .config import Settings
 from .console.service import ConsoleService
-from .db.engine import make_engine, make_read_engine, migrate, sessionmaker_for
+from .db.engine import make_engine, make_read_engine, make_relaxed_engine, migrate, sessionmaker_for
 from .db.writer import Writer
 from .metrics import PAYMENT_TRANSITIONS
 from .nonces import MemoryNonceStore, NonceStore, RedisNonceStore
@@ -65,7 +65,8 @@ class Core:
         self.read_engine = make_read_engine(settings.effective_database_url, self.engine, settings.db_pool_size)
         self.sm = sessionmaker_for(self.engine)
         self.rsm = sessionmaker_for(self.read_engine)
-        self.writer = Writer(settings.effective_database_url, self.engine)
+        self.relaxed_engine = make_relaxed_engine(settings.effective_database_url, max(2, settings.db_pool_size // 2))
+        self.writer = Writer(settings.effective_database_url, self.engine, self.relaxed_engine)
         self.ledger = Ledger(self.writer, self.rsm, on_event=self._on_event)
         self.ilog = InterfaceLogWriter(self.writer, self.rsm, log_bodies=settings.log_bodies)
         self.http: aiohttp.ClientSession | None = None
@@ -146,6 +147,8 @@ class Core:
             await self.http.close()
         await self.writer.close()
         await self.engine.dispose()
+        if self.relaxed_engine is not None:
+            await self.relaxed_engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
         self._started = False

@@ -44,6 +44,16 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(url, pool_size=pool_size, max_overflow=max(1, pool_size // 2), pool_recycle=1800)
 
 
+def make_relaxed_engine(url: str, pool_size: int = 10) -> AsyncEngine | None:
+    """PostgreSQL connections whose commits return before the WAL is flushed, for writes
+    the gateway can re-derive after a database crash (a channel's answer, which the
+    resolver asks for again; schedules; the interface log). None on SQLite."""
+    if url.startswith("sqlite"):
+        return None
+    return create_async_engine(url, pool_size=pool_size, max_overflow=max(1, pool_size // 2), pool_recycle=1800,
+                               connect_args={"server_settings": {"synchronous_commit": "off"}})
+
+
 def make_read_engine(url: str, write_engine: AsyncEngine, pool_size: int = 10) -> AsyncEngine:
     """The engine for reads. On SQLite (WAL) readers never wait for the writer, so
     reads get their own pool without BEGIN IMMEDIATE; elsewhere it is the same engine."""

@@ -65,9 +65,61 @@ def _first(result: Any) -> Any:
     return result.first() if result.returns_rows else None
 
 
+class _Row:
+    """A result row as the ledger reads it (``row._mapping``, ``row.column``)."""
+
+    def __init__(self, mapping: dict[str, Any]) -> None:
+        self._mapping = mapping
+        self.__dict__.update(mapping)
+
+
+class _DriverPlan:
+    """A hot statement compiled once by SQLAlchemy (SQL text, parameter order, type
+    conversions) and sent straight to the asyncpg connection: one statement costs the
+    driver's work only, not the async engine's per-execution bookkeeping on top."""
+
+    def __init__(self, stmt: Any, dialect: Any) -> None:
+        self.compiled = stmt.compile(dialect=dialect)
+        self.sql = str(self.compiled)
+        self.keys = list(self.compiled.positiontup or [])
+        self.binds = dict(self.compiled._bind_processors)  # noqa: SLF001 - SQLAlchemy's own conversions
+        self.results: list[tuple[str, Any]] = []
+        for name, _key, _objs, type_ in self.compiled._result_columns:  # noqa: SLF001
+            self.results.append((name, type_._cached_result_processor(dialect, None)))
+        self.dialect = dialect
+
+    def args(self, params: dict[str, Any]) -> list[Any]:
+        values = self.compiled.construct_params(params)
+        out = []
+        for key in self.keys:
+            value = values[key]
+            proc = self.binds.get(key)
+            out.append(proc(value) if proc is not None else value)
+        return out
+
+    def row(self, record: Any) -> _Row | None:
+        if record is None or not self.results:
+            return None
+        return _Row({name: (proc(record[i]) if proc is not None else record[i])
+                     for i, (name, proc) in enumerate(self.results)})
+
+    def translate(self, exc: Exception, conn: Any, params: dict[str, Any]) -> Exception:
+        from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            AsyncAdapt_asyncpg_connection._handle_exception_no_connection(self.dialect.loaded_dbapi, exc)
+        except Exception as dbapi_exc:  # the DB-API error the asyncpg adapter maps it to
+            return DBAPIError.instance(self.sql, params, dbapi_exc, self.dialect.loaded_dbapi.Error,
+                                       dialect=self.dialect)
+        return exc  # pragma: no cover
+
+
 class Writer:
-    def __init__(self, url: str, async_engine: AsyncEngine) -> None:
+    def __init__(self, url: str, async_engine: AsyncEngine, relaxed_engine: AsyncEngine | None = None) -> None:
         self._async = async_engine
+        # PostgreSQL connections whose commits do not wait for the WAL flush (non-durable writes).
+        self._relaxed = relaxed_engine
         self._sync: Engine | None = None
         self._pool: ThreadPoolExecutor | None = None
         #: Whether a data-modifying statement may carry others in WITH clauses (PostgreSQL):
@@ -75,6 +127,9 @@ class Writer:
         self.multi_statement_cte = not url.startswith("sqlite")
         # One statement is atomic on its own: sent without BEGIN/COMMIT round trips.
         self._autocommit = async_engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._plans: dict[Any, _DriverPlan] = {}
+        self._relaxed_autocommit = (relaxed_engine.execution_options(isolation_level="AUTOCOMMIT")
+                                    if relaxed_engine is not None else None)
         self._inline: Connection | None = None
         self._inline_engine: Engine | None = None
         self._inline_commits = 0
@@ -100,20 +155,33 @@ class Writer:
                 except _Busy:
                     pass
             return await asyncio.get_running_loop().run_in_executor(self._pool, self._run_sync, fn)
+        if not durable and self._relaxed is not None:
+            async with self._relaxed.begin() as conn:
+                return await conn.run_sync(fn)
         async with self._async.begin() as conn:
             if not durable:
                 await conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             return await conn.run_sync(fn)
 
-    async def run_one(self, stmt: Any, params: dict[str, Any]) -> Any:
+    async def run_one(self, stmt: Any, params: dict[str, Any], *, durable: bool = True) -> Any:
         """Run one (atomic) statement and return its first row, or None.
 
-        Only for statements that need no transaction around them; durable on commit.
+        Only for statements that need no transaction around them; ``durable`` as in ``run``.
         """
         if self._sync is not None:
             return await self.run(lambda conn: _first(conn.execute(stmt, params)))
-        async with self._autocommit.connect() as conn:
-            return _first(await conn.execute(stmt, params))
+        plan = self._plans.get(stmt)
+        if plan is None:
+            plan = self._plans[stmt] = _DriverPlan(stmt, self._async.dialect)
+        engine = self._autocommit if durable or self._relaxed_autocommit is None else self._relaxed_autocommit
+        async with engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            try:
+                record = await driver.fetchrow(plan.sql, *plan.args(params))
+            except Exception as exc:
+                # The same exception SQLAlchemy would raise (IntegrityError on a unique key, …).
+                raise plan.translate(exc, conn, params) from exc
+        return plan.row(record)
 
     def _run_inline(self, fn: Callable[[Connection], T]) -> T:
         assert self._inline_engine is not None

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 from pydantic import ValidationError
@@ -22,6 +24,68 @@ from ..registry import Registry
 from ..vault import Vault
 
 _CACHE_TTL = 5.0  # seconds; enabling/disabling takes effect within this, in every process
+
+log = logging.getLogger("yinyi.directory")
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Cache(Generic[K, V]):
+    """Configuration read through a time-limited cache, without stampedes.
+
+    A missing entry is loaded once however many requests want it at the same moment.
+    An entry older than the TTL is still answered while one refresh runs beside the
+    requests, so that no request waits for the database because a clock ran out (a
+    burst at 200 payments/s would otherwise send every request in flight to reload
+    the same rows). Changes made in another process take effect within the TTL plus
+    one refresh; this process's own changes clear the cache at once.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._data: dict[K, tuple[float, V]] = {}
+        self._loads: dict[K, asyncio.Future[V]] = {}
+
+    def peek(self, key: K) -> V | None:
+        hit = self._data.get(key)
+        return hit[1] if hit else None
+
+    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        hit = self._data.get(key)
+        if hit is not None:
+            if time.monotonic() - hit[0] >= self.ttl and key not in self._loads:
+                self._start(key, load)
+            return hit[1]
+        pending = self._loads.get(key) or self._start(key, load)
+        return await asyncio.shield(pending)
+
+    def _start(self, key: K, load: Callable[[], Awaitable[V]]) -> asyncio.Future[V]:
+        fut = asyncio.ensure_future(load())
+        self._loads[key] = fut
+
+        def done(f: asyncio.Future[V]) -> None:
+            current = self._loads.get(key) is f  # not cleared while it loaded
+            if current:
+                del self._loads[key]
+            if f.cancelled():
+                return
+            exc = f.exception()
+            if exc is None:
+                if current:
+                    self._data[key] = (time.monotonic(), f.result())
+            elif key in self._data:  # a failed refresh keeps the last good value
+                log.warning("refreshing cached configuration %r failed: %s", key, exc)
+
+        fut.add_done_callback(done)
+        return fut
+
+    def pop(self, key: K) -> None:
+        self._data.pop(key, None)
+        self._loads.pop(key, None)
+
+    def clear(self) -> None:
+        self._data.clear()
+        self._loads.clear()
 
 
 @dataclass(frozen=True)
@@ -51,12 +115,11 @@ class Directory:
         self.vault = vault
         self.registry = registry
         self.http = http
-        self._apps: dict[str, tuple[float, AppInfo | None]] = {}
-        self._adapters: dict[str, tuple[float, str, ChannelAdapter]] = {}
-        self._adapter_loads: dict[str, asyncio.Future[ChannelAdapter]] = {}
-        self._merchants: dict[str, tuple[float, list[Merchant]]] = {}
-        self._entries: dict[str, tuple[float, dict[str, Entry]]] = {}
-        self._switches: tuple[float, dict[str, ChannelSetting]] | None = None
+        self._apps: _Cache[str, AppInfo | None] = _Cache(_CACHE_TTL)
+        self._adapters: _Cache[str, tuple[str, ChannelAdapter]] = _Cache(_CACHE_TTL)
+        self._merchants: _Cache[str, list[Merchant]] = _Cache(_CACHE_TTL)
+        self._entries: _Cache[str, dict[str, Entry]] = _Cache(_CACHE_TTL)
+        self._switches: _Cache[str, dict[str, ChannelSetting]] = _Cache(_CACHE_TTL)
 
     def invalidate(self) -> None:
         """Forget cached configuration in this process (others follow within the cache TTL)."""
@@ -64,17 +127,15 @@ class Directory:
         self._adapters.clear()
         self._merchants.clear()
         self._entries.clear()
-        self._switches = None
+        self._switches.clear()
 
     # --- channel and method switches ----------------------------------------------------
     async def switches(self) -> dict[str, ChannelSetting]:
-        now = time.monotonic()
-        if self._switches and now - self._switches[0] < _CACHE_TTL:
-            return self._switches[1]
-        async with self.rsm() as s:
-            rows = {r.channel: r for r in (await s.execute(select(ChannelSetting))).scalars()}
-        self._switches = (now, rows)
-        return rows
+        async def load() -> dict[str, ChannelSetting]:
+            async with self.rsm() as s:
+                return {r.channel: r for r in (await s.execute(select(ChannelSetting))).scalars()}
+
+        return await self._switches.get("", load)
 
     async def disabled_channels(self) -> set[str]:
         return {c for c, r in (await self.switches()).items() if not r.enabled}
@@ -90,14 +151,11 @@ class Directory:
 
     # --- entries (收费入口) ---------------------------------------------------------------
     async def entries_of(self, app_id: str) -> dict[str, Entry]:
-        now = time.monotonic()
-        hit = self._entries.get(app_id)
-        if hit and now - hit[0] < _CACHE_TTL:
-            return hit[1]
-        async with self.rsm() as s:
-            rows = {e.code: e for e in (await s.execute(select(Entry).where(Entry.app_id == app_id))).scalars()}
-        self._entries[app_id] = (now, rows)
-        return rows
+        async def load() -> dict[str, Entry]:
+            async with self.rsm() as s:
+                return {e.code: e for e in (await s.execute(select(Entry).where(Entry.app_id == app_id))).scalars()}
+
+        return await self._entries.get(app_id, load)
 
     async def resolve_entry(self, app: AppInfo, code: str | None, *, business_type: str, campus: str | None,
                             channel: str, method: str) -> tuple[Entry | None, str | None]:
@@ -142,18 +200,15 @@ class Directory:
             return await s.get(App, app_id) is not None
 
     async def get_app(self, app_id: str) -> AppInfo:
-        now = time.monotonic()
-        hit = self._apps.get(app_id)
-        if hit and now - hit[0] < _CACHE_TTL:
-            info = hit[1]
-        else:
+        async def load() -> AppInfo | None:
             async with self.rsm() as s:
                 row = await s.get(App, app_id)
-            info = None if row is None else AppInfo(
+            return None if row is None else AppInfo(
                 id=row.id, name=row.name, secret=self.vault.decrypt(row.secret_enc),
                 business_types=tuple(row.business_types), merchant_ids=tuple(row.merchant_ids),
                 scopes=tuple(row.scopes), enabled=row.enabled)
-            self._apps[app_id] = (now, info)
+
+        info = await self._apps.get(app_id, load)
         if info is None or not info.enabled:
             raise UnknownApp(f"app {app_id!r} is unknown or disabled")
         return info
@@ -190,8 +245,8 @@ class Directory:
                 row.business_types = business_types or []
                 row.config_enc = self.vault.encrypt_json(config)
             await s.commit()
-        self._adapters.pop(merchant_id, None)
-        self._merchants.pop(channel, None)
+        self._adapters.pop(merchant_id)
+        self._merchants.pop(channel)
         return merchant_id
 
     async def list_merchants(self) -> list[Merchant]:
@@ -232,44 +287,29 @@ class Directory:
         return chosen
 
     async def _enabled_merchants(self, channel: str) -> list[Merchant]:
-        now = time.monotonic()
-        hit = self._merchants.get(channel)
-        if hit and now - hit[0] < _CACHE_TTL:
-            return hit[1]
-        async with self.rsm() as s:
-            rows = list((await s.execute(select(Merchant).where(
-                Merchant.channel == channel, Merchant.enabled.is_(True)))).scalars())
-        self._merchants[channel] = (now, rows)
-        return rows
+        async def load() -> list[Merchant]:
+            async with self.rsm() as s:
+                return list((await s.execute(select(Merchant).where(
+                    Merchant.channel == channel, Merchant.enabled.is_(True)))).scalars())
+
+        return await self._merchants.get(channel, load)
 
     async def adapter_for(self, merchant_id: str) -> ChannelAdapter:
         """The adapter instance serving one merchant (rebuilt when its configuration changes)."""
-        now = time.monotonic()
-        hit = self._adapters.get(merchant_id)
-        if hit and now - hit[0] < _CACHE_TTL:
-            return hit[2]
-        # One look-up per merchant at a time: a burst arriving as the entry expires (or at
-        # start-up) waits for it rather than loading the same keys once per request.
-        pending = self._adapter_loads.get(merchant_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load_adapter(merchant_id, hit))
-            self._adapter_loads[merchant_id] = pending
-            pending.add_done_callback(lambda _f: self._adapter_loads.pop(merchant_id, None))
-        return await asyncio.shield(pending)
+        prior = self._adapters.peek(merchant_id)
+        return (await self._adapters.get(merchant_id, lambda: self._load_adapter(merchant_id, prior)))[1]
 
-    async def _load_adapter(self, merchant_id: str, hit: tuple[float, str, ChannelAdapter] | None) -> ChannelAdapter:
+    async def _load_adapter(self, merchant_id: str,
+                            prior: tuple[str, ChannelAdapter] | None) -> tuple[str, ChannelAdapter]:
         async with self.rsm() as s:
             m = await s.get(Merchant, merchant_id)
         if m is None:
             raise NoMerchant(f"merchant {merchant_id!r} does not exist")
-        now = time.monotonic()
         digest = hashlib.sha256(m.config_enc.encode()).hexdigest()
-        if hit and hit[1] == digest:
-            self._adapters[merchant_id] = (now, digest, hit[2])
-            return hit[2]
+        if prior and prior[0] == digest:
+            return prior
         cls = self.registry.channel(m.channel)
         config = cls.config_model.model_validate(self.vault.decrypt_json(m.config_enc))
         adapter = cls(config, self.http)
         adapter.notify_url = f"{self.notify_base}/{m.channel}/{merchant_id}"
-        self._adapters[merchant_id] = (now, digest, adapter)
-        return adapter
+        return digest, adapter

@@ -238,7 +238,8 @@ class Ledger:
             params.update(e_from=frm, e_to=to, e_source=source, e_operator=operator, e_detail=detail or {},
                           e_created_at=now)
             row = await self.writer.run_one(_pg_transition_stmt(tuple(sorted(fields)),
-                                                                wb if prior.his_system else None), params)
+                                                                wb if prior.his_system else None), params,
+                                            durable=source == "manual")
             if row is None:
                 return None
             return await self._transitioned(row, payment_id, frm, to, source, operator, detail)
