@@ -103,7 +103,7 @@ class _DriverPlan:
         return _Row({name: (proc(record[i]) if proc is not None else record[i])
                      for i, (name, proc) in enumerate(self.results)})
 
-    def translate(self, exc: Exception, conn: Any, params: dict[str, Any]) -> Exception:
+    def translate(self, exc: Exception, params: dict[str, Any]) -> Exception:
         from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
         from sqlalchemy.exc import DBAPIError
 
@@ -180,7 +180,7 @@ class Writer:
                 record = await driver.fetchrow(plan.sql, *plan.args(params))
             except Exception as exc:
                 # The same exception SQLAlchemy would raise (IntegrityError on a unique key, …).
-                raise plan.translate(exc, conn, params) from exc
+                raise plan.translate(exc, params) from exc
         return plan.row(record)
 
     def _run_inline(self, fn: Callable[[Connection], T]) -> T:

@@ -120,6 +120,15 @@ def _pg_transition_stmt(fields: tuple[str, ...], writeback: str | None) -> Any:
     return stmt
 
 
+def _writeback_action(to: str) -> str | None:
+    """What a payment's move to ``to`` does to its business-system write-back."""
+    if to == PaymentStatus.SUCCEEDED:
+        return "activate"
+    if PaymentStatus(to) in (PaymentStatus.FAILED, PaymentStatus.CLOSED, PaymentStatus.REVERSED):
+        return "cancel"
+    return None
+
+
 def _payment(row: Any) -> Payment:
     return Snapshot(dict(row._mapping))  # type: ignore[return-value]
 
@@ -170,20 +179,6 @@ class Ledger:
 
         Returns (payment, True) or the existing one and False."""
         values = {c.key: getattr(row, c.key) for c in _PAY_COLS}
-        if self.writer.multi_statement_cte:
-            params = {f"p_{k}": v for k, v in values.items()}
-            params.update(e_from=None, e_to=row.status, e_source="api", e_operator=row.operator,
-                          e_detail={"amount": row.amount, "channel": row.channel}, e_created_at=row.created_at)
-            if writeback is not None:
-                params.update({f"w_{k}": v for k, v in writeback.items()})
-            try:
-                await self.writer.run_one(_pg_intent_stmt(tuple(sorted(writeback)) if writeback else None), params)
-                return row, True
-            except IntegrityError:
-                existing = await self.payment_by_out_trade_no(row.app_id, row.out_trade_no)
-                if existing is None:  # pragma: no cover - the unique key just told us it exists
-                    raise RuntimeError("payment vanished after a unique-key conflict") from None
-                return existing, False
 
         def tx(conn: Connection) -> None:
             conn.execute(_INSERT_PAYMENT, values)
@@ -194,7 +189,15 @@ class Ledger:
                    created_at=row.created_at)
 
         try:
-            await self.writer.run(tx)
+            if self.writer.multi_statement_cte:
+                params = {f"p_{k}": v for k, v in values.items()}
+                params.update(e_from=None, e_to=row.status, e_source="api", e_operator=row.operator,
+                              e_detail={"amount": row.amount, "channel": row.channel}, e_created_at=row.created_at)
+                if writeback is not None:
+                    params.update({f"w_{k}": v for k, v in writeback.items()})
+                await self.writer.run_one(_pg_intent_stmt(tuple(sorted(writeback)) if writeback else None), params)
+            else:
+                await self.writer.run(tx)
             return row, True
         except IntegrityError:
             pass
@@ -232,9 +235,7 @@ class Ledger:
                   **{f"v_{k}": v for k, v in fields.items()}}
         if (self.writer.multi_statement_cte and prior is not None
                 and not (prior.notify_url and PaymentStatus(to) in CALLBACK_PAYMENT_STATES)):
-            wb = ("activate" if to == PaymentStatus.SUCCEEDED else
-                  "cancel" if PaymentStatus(to) in (PaymentStatus.FAILED, PaymentStatus.CLOSED,
-                                                    PaymentStatus.REVERSED) else None)
+            wb = _writeback_action(to)
             params.update(e_from=frm, e_to=to, e_source=source, e_operator=operator, e_detail=detail or {},
                           e_created_at=now)
             row = await self.writer.run_one(_pg_transition_stmt(tuple(sorted(fields)),
@@ -250,13 +251,13 @@ class Ledger:
                 raise _Lost
             _event(conn, payment_id=payment_id, from_status=frm, to_status=to, source=source, operator=operator,
                    detail=detail or {}, created_at=now)
-            if row.his_system:
-                if to == PaymentStatus.SUCCEEDED:
-                    # Success after the caller closed or reversed it: the patient may have paid twice.
-                    late = row.gave_up_at is not None or bool(row.reverse_requested)
-                    conn.execute(_ACTIVATE_WRITEBACK, {"k_pid": payment_id, "k_now": now, "k_late": late})
-                elif PaymentStatus(to) in (PaymentStatus.FAILED, PaymentStatus.CLOSED, PaymentStatus.REVERSED):
-                    conn.execute(_CANCEL_WRITEBACK, {"k_pid": payment_id, "k_now": now})
+            action = _writeback_action(to) if row.his_system else None
+            if action == "activate":
+                # Success after the caller closed or reversed it: the patient may have paid twice.
+                late = row.gave_up_at is not None or bool(row.reverse_requested)
+                conn.execute(_ACTIVATE_WRITEBACK, {"k_pid": payment_id, "k_now": now, "k_late": late})
+            elif action == "cancel":
+                conn.execute(_CANCEL_WRITEBACK, {"k_pid": payment_id, "k_now": now})
             if row.notify_url and PaymentStatus(to) in CALLBACK_PAYMENT_STATES:
                 event = f"payment.{to.lower()}"
                 _outbox(conn, app_id=row.app_id, payment_id=payment_id, refund_id=None, event=event,
